@@ -1,0 +1,150 @@
+"""Configuration: schema validation with actionable messages, and the lists derived from it.
+
+The workflow calls :func:`validate_config` before it defines a single rule, so a wrong value stops
+``snakemake`` (dry runs included) before any job, naming the key, the value and what is allowed.
+Everything the DAG enumerates (substrate name, models, controls, seeds) is derived here, once.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from .errors import BPUInputError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+# Seed offsets of the reference: a control for training seed s is drawn with default_rng(offset + s).
+CONTROL_SEED_OFFSETS = {"random": 10000, "degree_shuffle": 20000, "weight_shuffle": 30000}
+SHUFFLE_CONTROLS = tuple(CONTROL_SEED_OFFSETS)
+DALE_SUFFIX = "_dale"
+
+PRESETS = {
+    "default": ["cx_bpu", "no_recurrence", "random", "degree_shuffle", "weight_shuffle"],
+    "structure": ["cx_bpu", "random", "degree_shuffle", "weight_shuffle", "no_recurrence"],
+    "whole_brain": ["connectome_bpu", "random", "weight_shuffle"],
+}
+CONNECTOME_MODELS = ("cx_bpu", "connectome_bpu")
+GRU_MODELS = ("gru", "gru_matched")
+BASELINE_MODELS = ("mean_predictor",)
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _key_of(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        parts.append(missing)
+    return ".".join(parts) or "<top level>"
+
+
+def _allowed(error: jsonschema.ValidationError) -> str:
+    v, arg = error.validator, error.validator_value
+    descriptions = {
+        "minimum": f"a number >= {arg}",
+        "maximum": f"a number <= {arg}",
+        "exclusiveMinimum": f"a number > {arg}",
+        "exclusiveMaximum": f"a number < {arg}",
+        "enum": "one of " + ", ".join(repr(a) for a in (arg or [])),
+        "type": f"a value of type {arg}",
+        "minItems": f"a list with at least {arg} item(s)",
+        "uniqueItems": "a list without repeated items",
+        "pattern": f"a string matching {arg}",
+        "minLength": f"a string of at least {arg} character(s)",
+        "required": "this key to be present",
+        "additionalProperties": "only the keys listed in schemas/config.schema.yaml",
+        "anyOf": "null or a list of known names",
+    }
+    return descriptions.get(v, f"{v} {arg!r}")
+
+
+def _format_error(error: jsonschema.ValidationError) -> str:
+    key = _key_of(error)
+    if error.validator == "additionalProperties":
+        return f"config key '{key}': {error.message}; allowed: {_allowed(error)}"
+    if error.validator == "required":
+        return f"config key '{key}' is missing; expected {_allowed(error)}"
+    return f"config key '{key}' has value {error.instance!r}; allowed: {_allowed(error)}"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check ``config`` against the schema and cross-key rules; raise one error listing every problem."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    problems = [_format_error(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
+    if not problems:
+        problems = _cross_key_problems(config)
+    if problems:
+        raise BPUInputError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return config
+
+
+def _cross_key_problems(config: dict[str, Any]) -> list[str]:
+    problems = []
+    k = config["graph"]["k"]
+    if k["min"] > k["max"]:
+        problems.append(f"config keys 'graph.k.min' ({k['min']}) and 'graph.k.max' ({k['max']}): min must be <= max")
+    if config["connectome"] == "local" and not config.get("local_exports"):
+        problems.append("config key 'local_exports' is missing; connectome=local needs the directory that holds "
+                        "neurons.csv and connections.csv (e.g. --config local_exports=/path/to/export)")
+    if config["task"]["train"]["T"] != config["task"]["val"]["T"]:
+        problems.append("config keys 'task.train.T' and 'task.val.T' must be equal (validation uses the training length)")
+    return problems
+
+
+def substrate_name(config: dict[str, Any]) -> str:
+    """The directory name under results/ that identifies the substrate."""
+    if config["connectome"] == "local":
+        return config.get("local_name") or "local"
+    return config["connectome"]
+
+
+def primary_model_name(config: dict[str, Any]) -> str:
+    """``connectome_bpu`` for the whole-brain preset and FlyWire whole brain, ``cx_bpu`` otherwise."""
+    return "connectome_bpu" if "connectome_bpu" in resolved_models(config) else "cx_bpu"
+
+
+def _preset(config: dict[str, Any]) -> list[str]:
+    comparison = config["comparison"]
+    if comparison == "default" and config["connectome"] == "flywire_whole":
+        comparison = "whole_brain"
+    return list(PRESETS[comparison])
+
+
+def resolved_models(config: dict[str, Any]) -> list[str]:
+    """Every model the run trains or evaluates, in table order: connectome, controls, baselines."""
+    models = list(config["models"]) if config.get("models") else _preset(config)
+    if config["controls"]["dale"]:
+        for name in list(models):
+            if name in SHUFFLE_CONTROLS and name + DALE_SUFFIX not in models:
+                models.append(name + DALE_SUFFIX)
+    if config["training"]["include_gru"]:
+        models += [m for m in GRU_MODELS if m not in models]
+    models += [m for m in BASELINE_MODELS if m not in models]
+    return models
+
+
+def control_base(name: str) -> str:
+    """``random_dale`` -> ``random``; plain names unchanged."""
+    return name[: -len(DALE_SUFFIX)] if name.endswith(DALE_SUFFIX) else name
+
+
+def is_dale(name: str) -> bool:
+    return name.endswith(DALE_SUFFIX)
+
+
+def control_models(models: Iterable[str]) -> list[str]:
+    """Models whose recurrent matrix is a stored control substrate (plus the no-recurrence marker)."""
+    return [m for m in models if control_base(m) in SHUFFLE_CONTROLS or m == "no_recurrence"]
+
+
+def control_seed(control: str, seed: int) -> int:
+    """The RNG seed of a control for a training seed (the reference's offsets; Dale variants share them)."""
+    return CONTROL_SEED_OFFSETS[control_base(control)] + int(seed)

@@ -1,0 +1,1 @@
+"""Markdown validation reports: every PASS/FAIL line is the outcome of a computed check."""
