@@ -7,7 +7,6 @@ Everything the DAG enumerates (substrate name, models, controls, seeds) is deriv
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -75,9 +74,34 @@ def _format_error(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}' has value {error.instance!r}; allowed: {_allowed(error)}"
 
 
+def coerce_command_line_values(value: Any, schema: dict) -> Any:
+    """Turn strings that Snakemake's ``--config`` left inside lists (``seeds=[0,1]`` -> ``['0', '1']``)
+    back into the numbers or booleans the schema asks for; anything else is left for validation."""
+    kinds = schema.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: coerce_command_line_values(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_command_line_values(v, schema.get("items", {})) for v in value]
+    if isinstance(value, str) and kinds & {"integer", "number", "boolean"}:
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, (int, float)) and not ("integer" in kinds and isinstance(parsed, float)):
+            return parsed
+    if isinstance(value, str) and "string" in kinds and len(value) > 1 and value[0] == value[-1] == '"':
+        return value[1:-1]   # a quoted list item such as "NO" (which YAML would otherwise read as false)
+    return value
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Check ``config`` against the schema and cross-key rules; raise one error listing every problem."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+    """Check ``config`` against the schema and cross-key rules; raise one error listing every problem.
+
+    ``config`` is updated in place with command-line strings coerced to the types the schema expects,
+    so the rest of the workflow sees the same values whether they came from YAML or ``--config``.
+    """
+    schema = load_schema()
+    config.update(coerce_command_line_values(dict(config), schema))
+    validator = jsonschema.Draft202012Validator(schema)
     problems = [_format_error(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
     if not problems:
         problems = _cross_key_problems(config)
@@ -91,9 +115,16 @@ def _cross_key_problems(config: dict[str, Any]) -> list[str]:
     k = config["graph"]["k"]
     if k["min"] > k["max"]:
         problems.append(f"config keys 'graph.k.min' ({k['min']}) and 'graph.k.max' ({k['max']}): min must be <= max")
-    if config["connectome"] == "local" and not config.get("local_exports"):
-        problems.append("config key 'local_exports' is missing; connectome=local needs the directory that holds "
-                        "neurons.csv and connections.csv (e.g. --config local_exports=/path/to/export)")
+    if config["connectome"] == "local":
+        source = config.get("local_exports")
+        if not source:
+            problems.append("config key 'local_exports' is missing; connectome=local needs the directory that holds "
+                            "neurons.csv and connections.csv (e.g. --config local_exports=/path/to/export)")
+        else:
+            missing = [f for f in ("neurons.csv", "connections.csv") if not (Path(source) / f).is_file()]
+            if missing:
+                problems.append(f"config key 'local_exports' has value {source!r}, which does not contain "
+                                f"{' and '.join(missing)}; expected a directory with the export CSVs")
     if config["task"]["train"]["T"] != config["task"]["val"]["T"]:
         problems.append("config keys 'task.train.T' and 'task.val.T' must be equal (validation uses the training length)")
     return problems

@@ -1,0 +1,37 @@
+# connectome-bpu: does a real insect connectome, used as a frozen recurrent core, compute better than
+# matched random and shuffled controls of the same size?  See README.md.
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+sys.path.insert(0, workflow.basedir)   # the package is importable from a clone even before `pip install -e .`
+
+configfile: "config.yaml"
+
+from connectome_bpu.config import validate_config
+from connectome_bpu.errors import BPUInputError
+
+try:
+    validate_config(config)
+except BPUInputError as error:
+    # Stop before any job (dry runs included), with the key, the value and what is allowed.
+    raise WorkflowError(str(error)) from None
+
+
+include: "rules/common.smk"
+include: "rules/acquire.smk"
+include: "rules/graph.smk"
+include: "rules/controls.smk"
+include: "rules/tasks.smk"
+include: "rules/train.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.graph.input,
+        rules.controls.input,
+        rules.reports.input,
+        rules.results.input,

@@ -1,0 +1,155 @@
+"""The four benchmark figures, drawn from aggregated tables (never from raw jobs).
+
+Every curve is a mean over seeds with a t interval (error bars or a band) at the configured level,
+every axis names its quantity and unit, and baselines are drawn beside the models in a fixed style so
+a reader sees at a glance whether a model learned more than the average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import atomic  # noqa: E402
+from .config import control_base, is_dale  # noqa: E402
+from .results import t_interval  # noqa: E402
+
+FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")
+PANELS = {
+    "cartesian": [("heading_angular_error", "Heading error (rad)"), ("position_rmse", "Position RMSE (world units)")],
+    "cx_polar_bump": [("heading_bump_angular_error", "Heading error (rad)"),
+                      ("home_distance_rmse", "Home-distance RMSE (world units)")],
+}
+_FAMILY_COLOURS = {"cx_bpu": "#1f4e9c", "connectome_bpu": "#1f4e9c", "random": "#d95f02",
+                   "degree_shuffle": "#7570b3", "weight_shuffle": "#e7298a", "no_recurrence": "#66a61e",
+                   "gru": "#7f7f7f", "gru_matched": "#b3b3b3", "mean_predictor": "#000000"}
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    dpi: int = 150
+    width_in: float = 7.0
+    height_in: float = 4.5
+    interval: float = 0.95
+
+    @classmethod
+    def from_config(cls, figures_cfg: dict) -> "FigureOptions":
+        return cls(**{k: figures_cfg[k] for k in cls.__dataclass_fields__})
+
+
+def model_style(model: str) -> dict:
+    colour = _FAMILY_COLOURS.get(control_base(model), "#a6761d")
+    style = {"color": colour, "marker": "o", "linestyle": "-", "linewidth": 1.6, "markersize": 4}
+    if is_dale(model):
+        style.update(linestyle="--", marker="s")
+    if model in ("gru", "gru_matched"):
+        style.update(marker="^", linewidth=1.2)
+    if model == "mean_predictor":
+        style.update(linestyle=":", marker="x", linewidth=1.4)
+    if model in ("cx_bpu", "connectome_bpu"):
+        style.update(linewidth=2.4, markersize=5)
+    return style
+
+
+def _label(model: str, params: dict[str, int]) -> str:
+    count = params.get(model)
+    return f"{model} ({count:,} params)" if count is not None else model
+
+
+def _interval_columns(summary: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean = summary[f"{metric}_mean"].to_numpy(float)
+    low = np.nan_to_num(mean - summary[f"{metric}_ci_low"].to_numpy(float), nan=0.0)
+    high = np.nan_to_num(summary[f"{metric}_ci_high"].to_numpy(float) - mean, nan=0.0)
+    return mean, low, high
+
+
+def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path: Path) -> None:
+    for ax in axes:
+        ax.grid(alpha=0.25)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, 0.0))
+    suffix = "\nSYNTHETIC substrate (synthetic_cx): not data from an animal" if synthetic else ""
+    fig.suptitle(title + suffix, fontsize=10, color="#b00020" if synthetic else "black")
+    rows = int(np.ceil(len(labels) / 4))
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * rows, 1, 1))
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=options.dpi, format="png")
+    plt.close(fig)
+
+
+def _panel_figure(options: FigureOptions):
+    fig, axes = plt.subplots(1, 2, figsize=(options.width_in * 1.6, options.height_in * 1.35))
+    return fig, axes
+
+
+def _params(summary: pd.DataFrame) -> dict[str, int]:
+    return {m: int(c) for m, c in summary.groupby("model")["trainable_parameter_count"].first().items()}
+
+
+def error_vs(summary: pd.DataFrame, *, task: str, split: str, x: str, xlabel: str, title: str, models: list[str],
+             options: FigureOptions, synthetic: bool, path: Path) -> None:
+    """Mean test error (+/- interval over seeds) against sequence length or input noise."""
+    rows = summary[summary["split"] == split]
+    fig, axes = _panel_figure(options)
+    params = _params(summary)
+    for ax, (metric, ylabel) in zip(axes, PANELS[task]):
+        for model in models:
+            sub = rows[rows["model"] == model].sort_values(x)
+            if sub.empty:
+                continue
+            mean, low, high = _interval_columns(sub, metric)
+            ax.errorbar(sub[x], mean, yerr=[low, high], capsize=3, label=_label(model, params), **model_style(model))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    _finish(fig, axes, f"{title} (mean over seeds, {options.interval:.0%} t interval)", options, synthetic, path)
+
+
+def loss_curve(history: pd.DataFrame, *, models: list[str], options: FigureOptions, synthetic: bool,
+               path: Path) -> None:
+    """Train and validation loss per epoch, mean over seeds with an interval band (seeds not mixed)."""
+    fig, axes = _panel_figure(options)
+    for ax, column, name in zip(axes, ("train_loss", "val_loss"), ("Training", "Validation")):
+        for model in models:
+            sub = history[history["model"] == model]
+            if sub.empty:
+                continue
+            epochs = np.sort(sub["epoch"].unique())
+            stats_ = [t_interval(sub.loc[sub["epoch"] == e, column].to_numpy(), options.interval) for e in epochs]
+            mean, low, high = (np.array(v) for v in zip(*stats_))
+            style = model_style(model)
+            ax.plot(epochs, mean, label=model, **style)
+            ax.fill_between(epochs, low, high, color=style["color"], alpha=0.15, linewidth=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(f"{name} loss (task loss, dimensionless)")
+        ax.set_title(f"{name} loss", fontsize=9)
+    _finish(fig, axes, f"Training and validation loss (mean over seeds, {options.interval:.0%} band; "
+                       "runs stop early at different epochs)", options, synthetic, path)
+
+
+def sample_efficiency(summary: pd.DataFrame, *, task: str, T: int, models: list[str], options: FigureOptions,
+                      synthetic: bool, path: Path) -> None:
+    """Final clean-test error at the training length against the number of training sequences."""
+    rows = summary[(summary["split"] == "test") & (summary["T"] == T)]
+    fig, axes = _panel_figure(options)
+    for ax, (metric, ylabel) in zip(axes, PANELS[task]):
+        for model in models:
+            sub = rows[rows["model"] == model].sort_values("n_train")
+            if sub.empty:
+                continue
+            mean, low, high = _interval_columns(sub, metric)
+            ax.errorbar(sub["n_train"], mean, yerr=[low, high], capsize=3, label=model, **model_style(model))
+        ax.set_xscale("log")
+        ax.set_xlabel("Training sequences (nested subsets of the train split, log scale)")
+        ax.set_ylabel(f"{ylabel} at T={T}")
+    _finish(fig, axes, f"Sample efficiency (mean over seeds, {options.interval:.0%} t interval)", options,
+            synthetic, path)

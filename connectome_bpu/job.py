@@ -1,0 +1,184 @@
+"""Run one (substrate, task, mode, model, seed, train-size) job and write its own result files.
+
+Outputs of a job directory: ``checkpoint.pt`` (trained tensors and what they were trained on),
+``metrics.csv`` (one row per evaluation split), ``loss_history.csv`` (one row per epoch). Aggregation
+rules read only these files, so jobs can run on different machines (cluster executors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from . import atomic
+from .controls import load_control, matrix_sha256
+from .gpu import select_device
+from .graph import load_primary
+from .metrics import DRIFT_COLUMN, DRIFT_SOURCE, drift_slope, evaluate, mean_predictor_outputs, mean_predictor_targets
+from .models import build_model, trainable_parameter_count
+from .pools import pool_indices
+from .tasks import SplitDef, TaskSpec, load_split, split_plan
+from .training import RESUME_FILE, TrainSettings, job_fingerprint, latency_ms_per_sequence, predict, train_model
+
+LOG = logging.getLogger(__name__)
+ID_COLUMNS = ["seed", "model", "task", "split", "T", "noise_std", "n_train"]
+INFO_COLUMNS = ["epochs_ran", "best_epoch", "final_train_loss", "best_val_loss", "trainable_parameter_count",
+                "frozen_edge_count", "recurrent_parameter_count", "trainable_recurrent_parameter_count",
+                "recurrent_train_mode", "runtime", "K", "device", "latency_ms_per_sequence"]
+HISTORY_COLUMNS = ["seed", "model", "n_train", "epoch", "train_loss", "val_loss", "best_val_loss", "patience_wait"]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    model: str
+    seed: int
+    n_train: int
+    graph_dir: Path
+    pools_path: Path
+    k_path: Path
+    control_path: Path | None            # the stored control matrix, for shuffle controls only
+    split_paths: Mapping[str, Path]       # SplitDef.name -> file
+    task_cfg: Mapping[str, Any]
+    training_cfg: Mapping[str, Any]
+    out_dir: Path
+
+
+def _read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _tensors(arrays: dict, device: torch.device, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs, targets = arrays["inputs"], arrays["targets"]
+    if count is not None:
+        inputs, targets = inputs[:count], targets[:count]
+    return torch.from_numpy(np.ascontiguousarray(inputs)).to(device), \
+        torch.from_numpy(np.ascontiguousarray(targets)).to(device)
+
+
+def recurrent_matrix(request: JobRequest, primary_matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, str]:
+    """The matrix this model runs on (a stored control, else the primary) and its checksum."""
+    matrix = load_control(request.control_path)[0] if request.control_path is not None else primary_matrix
+    return matrix, matrix_sha256(matrix)
+
+
+def run_job(request: JobRequest) -> pd.DataFrame:
+    spec = TaskSpec.from_config(request.task_cfg)
+    plan = {split.name: split for split in split_plan(request.task_cfg)}
+    data_seed = request.task_cfg["data_seed"]
+    splits = {name: load_split(path, spec, plan[name], data_seed=data_seed) for name, path in request.split_paths.items()}
+    train_name = next(s.name for s in plan.values() if s.role == "train")
+    val_name = next(s.name for s in plan.values() if s.role == "val")
+    eval_splits = [s for s in plan.values() if s.role in ("test", "test_noise")]
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    if request.model == "mean_predictor":
+        return _run_mean_predictor(request, spec, splits, train_name, eval_splits)
+
+    settings = TrainSettings.from_config(request.training_cfg)
+    claim = select_device(request.training_cfg["device"])
+    try:
+        torch.set_num_threads(int(request.training_cfg["threads"]))
+        primary = load_primary(request.graph_dir)
+        pools = pd.read_csv(request.pools_path, dtype={"bodyId": np.int64})
+        sensory, _, output = pool_indices(pools)
+        K = int(_read_json(request.k_path)["K"])
+        matrix, matrix_sha = recurrent_matrix(request, primary.matrix)
+        mode = request.training_cfg["train_recurrent"]
+        model = build_model(request.model, W=matrix, sensory_idx=sensory, output_idx=output, K=K,
+                            input_dim=spec.input_dim, output_dim=spec.output_dim, seed=request.seed,
+                            train_mode=mode, runtime=request.training_cfg["runtime"], device=claim.device,
+                            dense_max_neurons=request.training_cfg["dense_max_neurons"],
+                            gru_max_hidden=request.training_cfg["gru_reference_max_hidden"])
+        fingerprint = job_fingerprint({
+            "model": request.model, "seed": request.seed, "n_train": request.n_train, "K": K,
+            "matrix": matrix_sha, "settings": settings.__dict__, "mode": mode,
+            "runtime": request.training_cfg["runtime"], "task": dict(request.task_cfg),
+            "splits": {name: str(arrays["content_sha256"]) for name, arrays in splits.items()},
+        })
+        label = f"{request.model}/seed{request.seed}/n{request.n_train}"
+        train = _tensors(splits[train_name], claim.device, request.n_train)
+        val = _tensors(splits[val_name], claim.device)
+        outcome = train_model(model, spec, train, val, settings, seed=request.seed,
+                              resume_path=request.out_dir / RESUME_FILE, fingerprint=fingerprint, label=label)
+        info = _model_info(model, mode, K, claim.device)
+        info.update({"epochs_ran": outcome.epochs_ran, "best_epoch": outcome.best_epoch,
+                     "final_train_loss": outcome.final_train_loss, "best_val_loss": outcome.best_val_loss,
+                     "latency_ms_per_sequence": latency_ms_per_sequence(model, val[0], settings.batch_size)})
+        rows = []
+        for split in eval_splits:
+            inputs, targets = _tensors(splits[split.name], claim.device)
+            scores = evaluate(spec, predict(model, inputs, settings.batch_size), targets.cpu().numpy())
+            rows.append(_row(request, spec, split, info, scores))
+        metrics = _with_drift(pd.DataFrame(rows), spec)
+        history = pd.DataFrame([{"seed": request.seed, "model": request.model, "n_train": request.n_train, **h}
+                                for h in outcome.history]).reindex(columns=HISTORY_COLUMNS)
+        checkpoint = {"model": request.model, "seed": request.seed, "n_train": request.n_train, "K": K,
+                      "fingerprint": fingerprint, "matrix_sha256": matrix_sha, "train_recurrent": mode,
+                      "state": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+                      "best_epoch": outcome.best_epoch, "best_val_loss": outcome.best_val_loss}
+        _write_outputs(request.out_dir, checkpoint, metrics, history)
+        (request.out_dir / RESUME_FILE).unlink(missing_ok=True)
+        return metrics
+    finally:
+        claim.release()
+
+
+def _model_info(model: torch.nn.Module, mode: str, K: int, device: torch.device) -> dict:
+    recurrent = getattr(model, "recurrent", None)
+    if recurrent is None:   # GRU
+        return {"trainable_parameter_count": trainable_parameter_count(model), "frozen_edge_count": 0,
+                "recurrent_parameter_count": 0, "trainable_recurrent_parameter_count": 0,
+                "recurrent_train_mode": "none", "runtime": "gru", "K": 1, "device": str(device)}
+    trainable_recurrent = recurrent.trainable_count()
+    return {"trainable_parameter_count": trainable_parameter_count(model),
+            "frozen_edge_count": recurrent.nnz_or_nonzero() if trainable_recurrent == 0 else 0,
+            "recurrent_parameter_count": recurrent.nnz_or_nonzero(),
+            "trainable_recurrent_parameter_count": trainable_recurrent, "recurrent_train_mode": mode,
+            "runtime": recurrent.runtime, "K": K, "device": str(device)}
+
+
+def _row(request: JobRequest, spec: TaskSpec, split: SplitDef, info: dict, scores: dict) -> dict:
+    return {"seed": request.seed, "model": request.model, "task": spec.name, "split": split.role, "T": split.T,
+            "noise_std": split.noise_std, "n_train": request.n_train, **info, **scores}
+
+
+def _with_drift(metrics: pd.DataFrame, spec: TaskSpec) -> pd.DataFrame:
+    clean = metrics[metrics["split"] == "test"]
+    metrics[DRIFT_COLUMN] = drift_slope(clean["T"].to_numpy(), clean[DRIFT_SOURCE[spec.name]].to_numpy())
+    return metrics
+
+
+def _run_mean_predictor(request: JobRequest, spec: TaskSpec, splits: dict, train_name: str,
+                        eval_splits: list[SplitDef]) -> pd.DataFrame:
+    """The trivial baseline: predict the train split's per-timestep mean target for every sequence."""
+    means = mean_predictor_targets(splits[train_name]["targets"][:request.n_train])
+    info = {"epochs_ran": 0, "best_epoch": 0, "final_train_loss": math.nan, "best_val_loss": math.nan,
+            "trainable_parameter_count": 0, "frozen_edge_count": 0, "recurrent_parameter_count": 0,
+            "trainable_recurrent_parameter_count": 0, "recurrent_train_mode": "none", "runtime": "none", "K": 0,
+            "device": "cpu", "latency_ms_per_sequence": math.nan}
+    rows = []
+    for split in eval_splits:
+        targets = splits[split.name]["targets"]
+        outputs = mean_predictor_outputs(means, spec, len(targets), split.T)
+        rows.append(_row(request, spec, split, info, evaluate(spec, outputs, targets)))
+    metrics = _with_drift(pd.DataFrame(rows), spec)
+    checkpoint = {"model": "mean_predictor", "seed": request.seed, "n_train": request.n_train,
+                  "state": {"mean_targets": torch.from_numpy(np.asarray(means))}}
+    _write_outputs(request.out_dir, checkpoint, metrics, pd.DataFrame(columns=HISTORY_COLUMNS))
+    return metrics
+
+
+def _write_outputs(out_dir: Path, checkpoint: dict, metrics: pd.DataFrame, history: pd.DataFrame) -> None:
+    with atomic.atomic_path(out_dir / "checkpoint.pt") as tmp:
+        torch.save(checkpoint, tmp)
+    atomic.write_csv(out_dir / "loss_history.csv", history)
+    atomic.write_csv(out_dir / "metrics.csv", metrics)   # last: its presence means the job completed

@@ -1,0 +1,173 @@
+"""Evaluation metrics of benchmark.md §11, with task-specific names, plus the mean-predictor baseline.
+
+Metrics are computed once per evaluation split on the full arrays (all sequences concatenated) in
+float64, so no quantity depends on batch size. Each task has its own column set (``METRIC_COLUMNS``):
+the reference wrote the polar metrics also under cartesian names (``heading_angular_error`` ==
+``heading_bump_angular_error``, ``position_rmse`` == ``home_distance_rmse``, ...) and called the composite
+loss ``mse`` (benchmark.md §16.10); here the loss column is ``loss`` and no value appears twice.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.special import expit, logit
+
+from .tasks import TaskSpec, heading_bin_angles, loss_sums, wrap_angle
+
+METRIC_COLUMNS: dict[str, list[str]] = {
+    "cartesian": [
+        "loss",
+        "heading_angular_error",
+        "position_rmse",
+        "final_home_vector_cosine",
+        "final_displacement_error",
+    ],
+    "cx_polar_bump": [
+        "loss",
+        "heading_bump_angular_error",
+        "bump_mse",
+        "home_bearing_angular_error",
+        "home_distance_rmse",
+        "final_home_bearing_angular_error",
+        "final_home_vector_cosine",
+        "final_home_distance_error",
+    ],
+}
+# The per-(model, seed) drift column: slope over the clean test rows of each task's final-position error
+# (the reference fitted its ``final_displacement_error``, which for the polar task is the final
+# home-distance error).
+DRIFT_COLUMN = "drift_slope_vs_T"
+DRIFT_SOURCE = {"cartesian": "final_displacement_error", "cx_polar_bump": "final_home_distance_error"}
+
+# Mean-predictor bump probabilities are clipped here before the logit, so a bin whose mean target is
+# ~0 gets a finite logit.
+BUMP_PROBABILITY_CLIP = 1e-6
+
+
+def _check(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    if pred.ndim != 3 or pred.shape != target.shape or pred.shape[-1] != spec.output_dim or pred.shape[0] < 1:
+        raise ValueError(f"task {spec.name}: predictions {pred.shape} and targets {target.shape} must both be "
+                         f"(count >= 1, T, {spec.output_dim})")
+    return pred, target
+
+
+def _loss(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> float:
+    """The task loss over the whole split (element-weighted by construction: one sum over every element)."""
+    import torch
+
+    total, count = loss_sums(spec, torch.from_numpy(pred), torch.from_numpy(target))
+    return float(total) / count
+
+
+def _abs_angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(wrap_angle(a - b))
+
+
+def decode_bump_heading(bump: np.ndarray, bins: int) -> np.ndarray:
+    """Population-vector heading atan2(Σ p_i sin φ_i, Σ p_i cos φ_i) of bump activities p (..., B)."""
+    phi = heading_bin_angles(bins).astype(np.float64)
+    return np.arctan2(bump @ np.sin(phi), bump @ np.cos(phi))
+
+
+def _cartesian(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    heading_error = _abs_angle_difference(np.arctan2(pred[..., 1], pred[..., 0]),
+                                          np.arctan2(target[..., 1], target[..., 0]))
+    pred_final, target_final = pred[:, -1, 2:4], target[:, -1, 2:4]
+    norms = np.linalg.norm(pred_final, axis=1) * np.linalg.norm(target_final, axis=1)
+    valid = norms > 1e-8  # a zero vector has no direction; such sequences are left out, not scored 0
+    if valid.any():
+        cosines = np.sum(pred_final[valid] * target_final[valid], axis=1) / norms[valid]
+        final_cosine = float(np.mean(np.clip(cosines, -1.0, 1.0)))
+    else:
+        final_cosine = float("nan")
+    return {
+        "heading_angular_error": float(np.mean(heading_error)),
+        "position_rmse": float(np.sqrt(np.mean((pred[..., 2:4] - target[..., 2:4]) ** 2))),
+        "final_home_vector_cosine": final_cosine,
+        "final_displacement_error": float(np.mean(np.linalg.norm(pred_final - target_final, axis=1))),
+    }
+
+
+def _polar(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    bins, scale = spec.heading_bins, spec.home_distance_scale
+    probability = expit(pred[..., :bins])
+    heading_error = _abs_angle_difference(decode_bump_heading(probability, bins),
+                                          decode_bump_heading(target[..., :bins], bins))
+    bearing_error = _abs_angle_difference(np.arctan2(pred[..., bins + 1], pred[..., bins]),
+                                          np.arctan2(target[..., bins + 1], target[..., bins]))
+    distance_error = (pred[..., bins + 2] - target[..., bins + 2]) * scale  # world units: ŷ·s − r
+    return {
+        "heading_bump_angular_error": float(np.mean(heading_error)),
+        "bump_mse": float(np.mean((probability - target[..., :bins]) ** 2)),
+        "home_bearing_angular_error": float(np.mean(bearing_error)),
+        "home_distance_rmse": float(np.sqrt(np.mean(distance_error**2))),
+        "final_home_bearing_angular_error": float(np.mean(bearing_error[:, -1])),
+        "final_home_vector_cosine": float(np.mean(np.cos(bearing_error[:, -1]))),
+        "final_home_distance_error": float(np.mean(np.abs(distance_error[:, -1]))),
+    }
+
+
+def evaluate(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """All metrics of one evaluation split, keyed and ordered as ``METRIC_COLUMNS[spec.name]``.
+
+    ``pred`` are raw model outputs (bump *logits* for the polar task), ``target`` the split's targets,
+    both (count, T, d_out). The decoded target heading of the polar task comes from the target bump by
+    the same population-vector decoder as the prediction, so a perfect bump scores exactly 0.
+    """
+    pred, target = _check(spec, pred, target)
+    values = _polar(spec, pred, target) if spec.is_polar else _cartesian(pred, target)
+    values["loss"] = _loss(spec, pred, target)
+    return {column: values[column] for column in METRIC_COLUMNS[spec.name]}
+
+
+def drift_slope(T_values: Sequence[float], final_errors: Sequence[float]) -> float:
+    """Least-squares slope of final-position error against sequence length: how fast error grows with T.
+
+    NaN when fewer than two distinct T are given (a slope is undefined) or when any error is NaN.
+    """
+    T = np.asarray(T_values, dtype=np.float64)
+    errors = np.asarray(final_errors, dtype=np.float64)
+    if T.shape != errors.shape:
+        raise ValueError(f"drift_slope: {T.size} T values but {errors.size} errors")
+    if np.unique(T).size < 2:
+        return float("nan")
+    centred = T - T.mean()
+    return float(np.sum(centred * (errors - errors.mean())) / np.sum(centred**2))
+
+
+def mean_predictor_targets(train_targets: np.ndarray) -> np.ndarray:
+    """Per-timestep mean target of the train split, (T, d_out) float64 in target space.
+
+    The mean_predictor baseline predicts this for every sequence: it knows how targets evolve on
+    average with time since the start (every trajectory starts at the origin, heading 0) but nothing
+    about the sequence at hand, so a model must beat it to have integrated anything.
+    """
+    targets = np.asarray(train_targets, dtype=np.float64)
+    if targets.ndim != 3 or targets.shape[0] < 1:
+        raise ValueError(f"train targets must be (count >= 1, T, d_out); got {targets.shape}")
+    return targets.mean(axis=0)
+
+
+def mean_predictor_outputs(mean_targets: np.ndarray, spec: TaskSpec, count: int, T: int) -> np.ndarray:
+    """Raw outputs (count, T, d_out) float32 of the mean predictor for an evaluation split of length ``T``.
+
+    Outputs are what a model would emit: for the polar task the bump channels are logits chosen so that
+    sigmoid(logit) is the mean bump (probabilities clipped to (1e-6, 1 - 1e-6) first, so every logit is
+    finite); bearing cos/sin and distance are predicted as their means. The train split is shorter than
+    the long test splits; beyond its length the last timestep's mean is repeated (the best constant
+    guess the train data support; it is what makes the baseline's extrapolation error visible), and for
+    a shorter split the means are truncated.
+    """
+    means = np.asarray(mean_targets, dtype=np.float64)
+    if means.ndim != 2 or means.shape[1] != spec.output_dim or means.shape[0] < 1:
+        raise ValueError(f"mean targets must be (T >= 1, {spec.output_dim}); got {means.shape}")
+    steps = np.minimum(np.arange(T), means.shape[0] - 1)
+    outputs = means[steps]
+    if spec.is_polar:
+        bins = spec.heading_bins
+        outputs[:, :bins] = logit(np.clip(outputs[:, :bins], BUMP_PROBABILITY_CLIP, 1.0 - BUMP_PROBABILITY_CLIP))
+    return np.ascontiguousarray(np.broadcast_to(outputs.astype(np.float32), (count, T, spec.output_dim)))

@@ -1,0 +1,341 @@
+"""``synthetic_cx``: the embedded default substrate, a procedurally generated CX-like ring attractor.
+
+Why it exists: with no neuPrint token and no network the default configuration must still run end to
+end, and the benchmark needs a positive control whose topology is known to matter for heading
+integration. The tables are written in exactly the export schema of a neuPrint download (benchmark
+section 2), so every later stage treats them like real data; the ``instance`` strings start with
+"synthetic" and ``provenance.json`` says ``synthetic: true`` so nobody mistakes them for a connectome.
+
+One copy (a "module") has ``NEURONS_PER_COPY`` = 120 neurons on ``N_WEDGES`` = 8 heading angles:
+
+======== ===== ==== ========================================================================
+type     count NT   wiring (ROI of the synapses)
+======== ===== ==== ========================================================================
+ER_ring  16    GABA input: most synapses onto it lie outside the CX (``BU``); inhibits EPG
+                    with a (1 - cos) profile around its preferred angle (EB)
+EPG      16    ACh  one per wedge and side; -> PEN, PEG, Delta7, PFNd, PFL3 (PB); EPG L<->R (EB)
+PEN      16    ACh  EPG -> PEN in PB; PEN_L projects back to EPG one wedge clockwise (+1), PEN_R
+                    one wedge anticlockwise (-1) (EB): the angular-velocity shift of a ring attractor
+PEG      8     ACh  EPG -> PEG (PB) -> EPG same wedge (EB): bump-sustaining positive feedback
+Delta7   16    Glu  EPG -> Delta7 (PB); Delta7 inhibits EPG, PEN and PFNd with a (1 - cos) profile
+PFNd     16    ACh  EPG -> PFNd (PB); PFNd -> hDeltaB shifted by +/-1 column, -> PFL3, FC2 (FB)
+hDeltaB  8     ACh  PFNd -> hDeltaB -> FC2 and PFL3 half a turn away (FB)
+FC2      8     ACh  PFNd, hDeltaB -> FC2 -> PFL3 same column (FB)
+PFL3     16    ACh  output: EPG heading (PB, shifted by +/-1) and FB columns in; most of its output
+                    synapses lie outside the CX (``LAL``)
+======== ===== ==== ========================================================================
+
+Synapse counts are lognormal (integers >= 1, stronger classes have larger medians, profiles scale
+them); ``background_density`` adds sparse random edges between any two distinct neurons, and EPGs of
+neighbouring copies are weakly coupled so several copies form one connected graph.
+
+Pools are *not* labelled here. ``roi_counts.csv`` is made consistent with ``connections.csv`` (every
+edge lies in one primary ROI; a neuron's in-CX ``pre``/``post`` is the sum of its assigned edge weights)
+and only the ring neurons get extra input synapses outside the CX and only the PFL3 neurons extra output
+synapses outside it. The ordinary region pool rule (benchmark section 3.1) then finds ring neurons
+input-dominated (sensory), PFL3 neurons output-dominated (output) and everything else a near tie with no
+family match (internal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import BPUInputError
+from . import write_export_set
+
+PRIMARY_ROIS = ("EB", "PB", "FB", "NO")
+INPUT_ROI = "BU"    # where ring neurons receive their (simulated) visual input, outside the CX
+OUTPUT_ROI = "LAL"  # where PFL3 neurons send their (simulated) steering output, outside the CX
+N_WEDGES = 8
+N_RING = 16
+# Body ids are far above 2**53 (like FlyWire's 18-digit root ids), so any pass through float64 or int32
+# anywhere downstream corrupts them visibly. Copies sit 2**32 apart: int32 truncation makes them collide.
+BODY_ID_BASE = 10**18
+COPY_ID_STRIDE = 2**32
+
+# Median synapse count of one connection by strength class (lognormal around it).
+_MEDIAN = {"strong": 10.0, "medium": 5.0, "weak": 2.5, "coupling": 2.0, "background": 1.5}
+_SIGMA = 0.5
+_BACKGROUND_SIGMA = 0.6
+# Outside-CX share of a ring neuron's input (of a PFL3 neuron's output) is drawn from this range; the
+# partner-synapse floor keeps it there even for a neuron with few in-CX synapses.
+_OUTSIDE_SHARE = (0.60, 0.85)
+_OUTSIDE_PARTNER_MEDIAN = 40.0
+_RING_PROFILE_MIN = 0.25     # ring -> EPG edges exist where (1 - cos)/2 exceeds this
+_DELTA7_PROFILE_MIN = 0.30   # Delta7 -> target edges likewise
+
+_CELL_TYPES = (  # (type, transmitter, number per copy, layout)
+    ("ER_ring", "GABA", N_RING, "ring"),
+    ("EPG", "ACh", 2 * N_WEDGES, "sided"),
+    ("PEN", "ACh", 2 * N_WEDGES, "sided"),
+    ("PEG", "ACh", N_WEDGES, "column"),
+    ("Delta7", "Glu", 2 * N_WEDGES, "sided"),
+    ("PFNd", "ACh", 2 * N_WEDGES, "sided"),
+    ("hDeltaB", "ACh", N_WEDGES, "column"),
+    ("FC2", "ACh", N_WEDGES, "column"),
+    ("PFL3", "ACh", 2 * N_WEDGES, "sided"),
+)
+NEURONS_PER_COPY = sum(count for _, _, count, _ in _CELL_TYPES)
+_SIDES = ("L", "R")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One class of connections inside a copy: which pairs connect, where, and how strongly."""
+
+    pre: str
+    post: str
+    roi: str
+    strength: str
+    factor: Callable[[dict, dict], np.ndarray]  # (pre attrs, post attrs) -> (n_pre, n_post) factor, 0 = none
+
+
+def _shift(side: np.ndarray) -> np.ndarray:
+    """+1 wedge for left-side cells, -1 for right-side cells (the PEN/PFN/PFL offsets)."""
+    return np.where(side == 0, 1, -1)
+
+
+def _same(key: str) -> Callable[[dict, dict], np.ndarray]:
+    return lambda a, b: (a[key] == b[key]).astype(float)
+
+
+def _same_wedge_and_side(a: dict, b: dict) -> np.ndarray:
+    return ((a["wedge"] == b["wedge"]) & (a["side"] == b["side"])).astype(float)
+
+
+def _profile(minimum: float) -> Callable[[dict, dict], np.ndarray]:
+    """(1 - cos(angle difference)) / 2: zero at the cell's own angle, one opposite to it (inhibition)."""
+    def factor(a: dict, b: dict) -> np.ndarray:
+        # Rounded so that last-bit differences between libm cos implementations cannot change a count.
+        value = np.round((1.0 - np.cos(b["theta"] - a["theta"])) / 2.0, 6)
+        return np.where(value > minimum, value, 0.0)
+    return factor
+
+
+def _shifted_by_pre_side(a: dict, b: dict) -> np.ndarray:
+    return (b["wedge"] == (a["wedge"] + _shift(a["side"])) % N_WEDGES).astype(float)
+
+
+def _half_turn(a: dict, b: dict) -> np.ndarray:
+    return (b["wedge"] == (a["wedge"] + N_WEDGES // 2) % N_WEDGES).astype(float)
+
+
+def _heading_to_pfl(a: dict, b: dict) -> np.ndarray:
+    """PFL3 of column c and side s reads the EPG heading of wedge c + shift(s) on the same side."""
+    return ((a["wedge"] == (b["wedge"] + _shift(b["side"])) % N_WEDGES) & (a["side"] == b["side"])).astype(float)
+
+
+def _opposite_side(a: dict, b: dict) -> np.ndarray:
+    return ((a["wedge"] == b["wedge"]) & (a["side"] != b["side"])).astype(float)
+
+
+_RULES = (
+    _Rule("ER_ring", "EPG", "EB", "strong", _profile(_RING_PROFILE_MIN)),
+    _Rule("EPG", "EPG", "EB", "weak", _opposite_side),
+    _Rule("EPG", "PEN", "PB", "strong", _same_wedge_and_side),
+    _Rule("PEN", "EPG", "EB", "strong", _shifted_by_pre_side),
+    _Rule("EPG", "PEG", "PB", "medium", _same("wedge")),
+    _Rule("PEG", "EPG", "EB", "medium", _same("wedge")),
+    _Rule("EPG", "Delta7", "PB", "strong", _same_wedge_and_side),
+    _Rule("Delta7", "EPG", "PB", "medium", _profile(_DELTA7_PROFILE_MIN)),
+    _Rule("Delta7", "PEN", "PB", "medium", _profile(_DELTA7_PROFILE_MIN)),
+    _Rule("Delta7", "PFNd", "PB", "medium", _profile(_DELTA7_PROFILE_MIN)),
+    _Rule("EPG", "PFNd", "PB", "medium", _same_wedge_and_side),
+    _Rule("EPG", "PFL3", "PB", "medium", _heading_to_pfl),
+    _Rule("PFNd", "hDeltaB", "FB", "strong", _shifted_by_pre_side),
+    _Rule("PFNd", "PFL3", "FB", "medium", _same("wedge")),
+    _Rule("PFNd", "FC2", "FB", "weak", _same("wedge")),
+    _Rule("hDeltaB", "FC2", "FB", "medium", _half_turn),
+    _Rule("hDeltaB", "PFL3", "FB", "strong", _half_turn),
+    _Rule("FC2", "PFL3", "FB", "medium", _same("wedge")),
+)
+
+
+def _template() -> pd.DataFrame:
+    """The neurons of one copy: type, transmitter, wedge/side layout, angle and an instance suffix."""
+    parts = []
+    for cell_type, transmitter, count, layout in _CELL_TYPES:
+        k = np.arange(count)
+        if layout == "ring":
+            wedge, side, theta = np.full(count, -1), np.full(count, -1), 2 * np.pi * k / count
+            suffix = [f"a{i:02d}" for i in k]
+        else:
+            wedge = k % N_WEDGES
+            side = k // N_WEDGES if layout == "sided" else np.full(count, -1)
+            theta = 2 * np.pi * wedge / N_WEDGES
+            suffix = [f"w{w}_{_SIDES[s]}" if s >= 0 else f"w{w}" for w, s in zip(wedge, side)]
+        parts.append(pd.DataFrame({"type": cell_type, "transmitter": transmitter, "wedge": wedge,
+                                   "side": side, "theta": theta, "suffix": suffix}))
+    template = pd.concat(parts, ignore_index=True)
+    template["local"] = np.arange(len(template))
+    return template
+
+
+def _template_edges(template: pd.DataFrame) -> pd.DataFrame:
+    """All structured connections of one copy: local pre/post index, ROI, strength class, profile factor."""
+    attrs = {cell_type: {key: group[key].to_numpy() for key in ("wedge", "side", "theta", "local")}
+             for cell_type, group in template.groupby("type", sort=False)}
+    parts = []
+    for rule in _RULES:
+        a, b = attrs[rule.pre], attrs[rule.post]
+        factor = rule.factor({k: v[:, None] for k, v in a.items()}, {k: v[None, :] for k, v in b.items()})
+        i, j = np.nonzero(factor > 0)
+        parts.append(pd.DataFrame({"pre": a["local"][i], "post": b["local"][j], "roi": rule.roi,
+                                   "strength": rule.strength, "factor": factor[i, j]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _lognormal_counts(rng: np.random.Generator, median: np.ndarray | float, sigma: float, size: int,
+                      factor: np.ndarray | float = 1.0) -> np.ndarray:
+    """Integer synapse counts >= 1 from a lognormal with the given median, scaled by ``factor``."""
+    draws = rng.lognormal(mean=np.log(median), sigma=sigma, size=size)
+    return np.maximum(1, np.rint(draws * factor)).astype(np.int64)
+
+
+def generate_synthetic_cx(*, copies: int, seed: int, background_density: float
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Build (neurons, roi_counts, connections) in the export schema; a pure function of its arguments.
+
+    Random draws happen in a fixed order from one ``numpy.random.default_rng(seed)``, so equal arguments
+    give equal tables (and byte-identical CSVs).
+    """
+    if copies < 1:
+        raise BPUInputError(f"synthetic_cx.copies must be an integer >= 1 (got {copies!r})")
+    if not 0.0 <= background_density <= 0.5:
+        raise BPUInputError(f"synthetic_cx.background_density must be in [0, 0.5] (got {background_density!r})")
+    rng = np.random.default_rng(seed)
+    template = _template()
+    per_copy = len(template)
+    n = per_copy * copies
+    copy_of = np.repeat(np.arange(copies), per_copy)
+    local = np.tile(template["local"].to_numpy(), copies)
+    body_ids = BODY_ID_BASE + copy_of.astype(np.int64) * COPY_ID_STRIDE + local
+    types = np.tile(template["type"].to_numpy(), copies)
+
+    # Structured edges, tiled over copies (global index = copy * per_copy + local index).
+    edges = _template_edges(template)
+    offsets = np.repeat(np.arange(copies) * per_copy, len(edges))
+    structured = pd.DataFrame({
+        "pre": np.tile(edges["pre"].to_numpy(), copies) + offsets,
+        "post": np.tile(edges["post"].to_numpy(), copies) + offsets,
+        "roi": np.tile(edges["roi"].to_numpy(), copies),
+        "weight": _lognormal_counts(rng, np.tile(edges["strength"].map(_MEDIAN).to_numpy(), copies), _SIGMA,
+                                    len(edges) * copies, np.tile(edges["factor"].to_numpy(), copies)),
+    })
+
+    # Weak coupling: each EPG drives the same-wedge, same-side EPG of the next copy (a ring of copies).
+    # With a single copy the "next copy" is the copy itself, so those would-be self-loops are dropped.
+    epg = template.loc[template["type"] == "EPG", "local"].to_numpy()
+    source_copy = np.repeat(np.arange(copies), epg.size)
+    target_copy = (source_copy + 1) % copies
+    coupling = pd.DataFrame({
+        "pre": source_copy * per_copy + np.tile(epg, copies),
+        "post": target_copy * per_copy + np.tile(epg, copies),
+        "roi": "EB",
+        "weight": _lognormal_counts(rng, _MEDIAN["coupling"], _SIGMA, epg.size * copies),
+    })[target_copy != source_copy]
+
+    # Sparse background: each ordered pair of distinct neurons independently with background_density.
+    cells = n * (n - 1)
+    count = int(rng.binomial(cells, background_density))
+    code = rng.choice(cells, size=count, replace=False)
+    post = code // (n - 1)
+    pre = code % (n - 1)
+    pre = pre + (pre >= post)  # skip the diagonal
+    background = pd.DataFrame({
+        "pre": pre, "post": post,
+        "roi": np.asarray(PRIMARY_ROIS)[rng.integers(0, len(PRIMARY_ROIS), size=count)],
+        "weight": _lognormal_counts(rng, _MEDIAN["background"], _BACKGROUND_SIGMA, count),
+    })
+    synapses = pd.concat([structured, coupling, background], ignore_index=True)
+
+    # Per-neuron, per-ROI counts from exactly these edges ...
+    in_cx = pd.concat([
+        pd.DataFrame({"index": synapses["pre"], "roi": synapses["roi"], "pre": synapses["weight"], "post": 0}),
+        pd.DataFrame({"index": synapses["post"], "roi": synapses["roi"], "pre": 0, "post": synapses["weight"]}),
+    ]).groupby(["index", "roi"], as_index=False)[["pre", "post"]].sum()
+    # ... plus the synapses with partners outside the CX: input for ring neurons, output for PFL3 neurons.
+    outside = _outside_synapses(rng, in_cx, types, n)
+    roi_rows = pd.concat([in_cx, outside], ignore_index=True).sort_values(["index", "roi"], ignore_index=True)
+
+    totals = roi_rows.groupby("index")[["pre", "post"]].sum().reindex(np.arange(n), fill_value=0)
+    per_neuron = template.iloc[local].reset_index(drop=True)
+    neurons = pd.DataFrame({
+        "bodyId": body_ids,
+        "type": types,
+        "instance": ("synthetic_" + per_neuron["type"] + "_copy" + pd.Series(copy_of).astype(str) + "_"
+                     + per_neuron["suffix"]),
+        "pre": totals["pre"].to_numpy(np.int64),
+        "post": totals["post"].to_numpy(np.int64),
+        "predictedNt": per_neuron["transmitter"],
+    })
+    roi_counts = pd.DataFrame({"bodyId": body_ids[roi_rows["index"].to_numpy()], "roi": roi_rows["roi"],
+                               "pre": roi_rows["pre"].to_numpy(np.int64),
+                               "post": roi_rows["post"].to_numpy(np.int64)})
+    pairs = synapses.groupby(["pre", "post"], as_index=False)["weight"].sum()
+    connections = pd.DataFrame({"bodyId_pre": body_ids[pairs["pre"].to_numpy()],
+                                "bodyId_post": body_ids[pairs["post"].to_numpy()],
+                                "weight": pairs["weight"].to_numpy(np.int64)})
+    return neurons, roi_counts, connections
+
+
+def _outside_synapses(rng: np.random.Generator, in_cx: pd.DataFrame, types: np.ndarray, n: int) -> pd.DataFrame:
+    """Extra roi rows outside the CX so that a share in ``_OUTSIDE_SHARE`` of the ring neurons' input (and
+    of the PFL3 neurons' output) lies outside the primary ROIs: outside = ceil((in_cx + partners) * s / (1 - s)).
+    """
+    totals = in_cx.groupby("index")[["pre", "post"]].sum().reindex(np.arange(n), fill_value=0)
+    parts = []
+    for cell_type, roi, side in (("ER_ring", INPUT_ROI, "post"), ("PFL3", OUTPUT_ROI, "pre")):
+        index = np.flatnonzero(types == cell_type)
+        share = rng.uniform(*_OUTSIDE_SHARE, size=index.size)
+        partners = _lognormal_counts(rng, _OUTSIDE_PARTNER_MEDIAN, _SIGMA, index.size)
+        inside = totals[side].to_numpy()[index]
+        count = np.ceil((inside + partners) * share / (1.0 - share)).astype(np.int64)
+        other = "pre" if side == "post" else "post"
+        parts.append(pd.DataFrame({"index": index, "roi": roi, side: count, other: 0}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_synthetic_cx(out_dir: str | Path, *, copies: int, seed: int, background_density: float) -> dict:
+    """Generate the substrate and write neurons.csv, roi_counts.csv, connections.csv and provenance.json.
+
+    Returns the summary that is also stored in ``provenance.json`` under ``counts``.
+    """
+    neurons, roi_counts, connections = generate_synthetic_cx(copies=copies, seed=seed,
+                                                             background_density=background_density)
+    summary = {
+        "copies": copies,
+        "neurons_per_copy": NEURONS_PER_COPY,
+        "neurons": len(neurons),
+        "roi_count_rows": len(roi_counts),
+        "connections": len(connections),
+        "synapses_in_connections": int(connections["weight"].sum()),
+        "cell_types": {str(k): int(v) for k, v in neurons["type"].value_counts(sort=False).items()},
+    }
+    provenance = {
+        "synthetic": True,
+        "source": "synthetic_cx",
+        "generator": f"{__name__}.generate_synthetic_cx",
+        "package_version": __version__,
+        "parameters": {"copies": copies, "seed": seed, "background_density": background_density},
+        "description": (
+            "SYNTHETIC DATA, not a measured connectome: a procedurally generated, central-complex-inspired "
+            "ring-attractor network (ring GABA inputs with most input outside the CX, EPG wedges, PEN +/-1 "
+            "shift neurons, PEG, Delta7 cosine inhibition, PFNd/hDeltaB/FC2 fan-shaped-body columns, PFL3 "
+            "outputs with most output outside the CX), lognormal synapse counts, sparse random background "
+            "edges and weak coupling between copies. Pools come from the ordinary region pool rule."),
+        "primary_rois": list(PRIMARY_ROIS),
+        "outside_rois": {"input": INPUT_ROI, "output": OUTPUT_ROI},
+        "body_id_base": BODY_ID_BASE,
+        "counts": summary,
+    }
+    write_export_set(out_dir, neurons=neurons, roi_counts=roi_counts, connections=connections,
+                     provenance=provenance)
+    return summary

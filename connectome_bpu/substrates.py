@@ -1,0 +1,61 @@
+"""What each connectome choice means: where its exports come from, its primary ROIs, its pool rule.
+
+This table is the seam between acquisition and everything downstream: a new source only has to
+produce the export schema (neurons.csv, roi_counts.csv, connections.csv) and register here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BPUInputError
+
+
+@dataclass(frozen=True)
+class SubstrateKind:
+    connectome: str
+    source: str                      # synthetic | local | neuprint | zenodo
+    primary_rois: tuple[str, ...]    # empty for local: taken from config
+    pool_rule: str                   # region | whole_brain
+    description: str
+
+
+CX_ROIS = ("EB", "PB", "FB", "NO")
+FLYWIRE_MB_NEUROPILS = ("MB_CA_L", "MB_CA_R", "MB_ML_L", "MB_ML_R", "MB_PED_L", "MB_PED_R", "MB_VL_L", "MB_VL_R")
+
+KINDS = {
+    "synthetic_cx": SubstrateKind("synthetic_cx", "synthetic", CX_ROIS, "region",
+                                  "SYNTHETIC CX-inspired ring-attractor connectome (procedurally generated)"),
+    "local": SubstrateKind("local", "local", (), "region", "local export directory"),
+    "hemibrain_cx": SubstrateKind("hemibrain_cx", "neuprint", CX_ROIS, "region",
+                                  "hemibrain v1.2.1 central complex (neuPrint)"),
+    "hemibrain_mushroom_body": SubstrateKind("hemibrain_mushroom_body", "neuprint", ("MB(R)", "MB(L)"), "region",
+                                             "hemibrain v1.2.1 mushroom body (neuPrint)"),
+    "flywire_whole": SubstrateKind("flywire_whole", "zenodo", ("whole_brain",), "whole_brain",
+                                   "FlyWire release 783 whole brain (Zenodo)"),
+    "flywire_mushroom_body": SubstrateKind("flywire_mushroom_body", "zenodo", FLYWIRE_MB_NEUROPILS, "region",
+                                           "FlyWire release 783 mushroom body (Zenodo)"),
+}
+
+# Sources whose acquisition rules exist in this version of the workflow.
+AVAILABLE_SOURCES = ("synthetic", "local")
+
+
+def substrate_kind(config: dict[str, Any]) -> SubstrateKind:
+    kind = KINDS[config["connectome"]]
+    if kind.source not in AVAILABLE_SOURCES:
+        raise BPUInputError(
+            f"config key 'connectome' has value {config['connectome']!r}: its {kind.source} download rules are not "
+            f"part of this version yet. Use connectome=synthetic_cx, or export the data yourself and run "
+            f"connectome=local local_exports=/path/to/export primary_rois='[...]'.")
+    return kind
+
+
+def primary_rois(config: dict[str, Any]) -> list[str]:
+    kind = substrate_kind(config)
+    return list(config["primary_rois"]) if kind.source == "local" else list(kind.primary_rois)
+
+
+def is_synthetic(config: dict[str, Any]) -> bool:
+    return KINDS[config["connectome"]].source == "synthetic"

@@ -1,0 +1,109 @@
+# Paths, wildcard constraints and the lists the DAG enumerates, all derived from the validated config.
+import re
+
+from connectome_bpu import config as cfg
+from connectome_bpu.errors import BPUInputError
+from connectome_bpu.substrates import is_synthetic, primary_rois, substrate_kind
+from connectome_bpu.tasks import TaskSpec
+
+try:
+    KIND = substrate_kind(config)
+except BPUInputError as error:
+    raise WorkflowError(str(error)) from None
+
+RESULTS = config["results_dir"]
+SUBSTRATE = cfg.substrate_name(config)
+PRIMARY_ROIS = primary_rois(config)
+MODELS = cfg.resolved_models(config)
+SEEDS = [int(s) for s in config["seeds"]]
+CONTROLS = cfg.control_models(MODELS)
+TASK_VARIANT = TaskSpec.from_config(config["task"]).cache_name
+MODE = config["training"]["train_recurrent"]
+
+EXPORT_FILES = ["neurons.csv", "roi_counts.csv", "connections.csv"]
+SPECTRAL = {
+    "power_tolerance": config["graph"]["spectral"]["power_tolerance"],
+    "power_max_iterations": config["graph"]["spectral"]["power_max_iterations"],
+}
+
+wildcard_constraints:
+    substrate=re.escape(SUBSTRATE),
+    seed=r"\d+",
+    control="|".join(cfg.SHUFFLE_CONTROLS + tuple(c + cfg.DALE_SUFFIX for c in cfg.SHUFFLE_CONTROLS)
+                     + ("no_recurrence",)),
+    task_variant=re.escape(TASK_VARIANT),
+    mode=re.escape(MODE),
+
+
+def exports(name, substrate="{substrate}"):
+    return f"{RESULTS}/{substrate}/exports/{name}"
+
+
+def graph_file(name, substrate="{substrate}"):
+    return f"{RESULTS}/{substrate}/graph/{name}"
+
+
+def control_file(control="{control}", seed="{seed}", substrate="{substrate}"):
+    return f"{RESULTS}/{substrate}/controls/{control}/seed{seed}.npz"
+
+
+def run_dir(substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
+    return f"{RESULTS}/{substrate}/runs/{task_variant}/{mode}"
+
+
+def log_file(name, substrate="{substrate}"):
+    return f"{RESULTS}/{substrate}/logs/{name}.log"
+
+
+def all_control_files(substrate=SUBSTRATE):
+    return [control_file(c, s, substrate) for c in CONTROLS for s in SEEDS]
+
+
+# --- task data and training jobs ------------------------------------------------------------------
+from connectome_bpu.tasks import nested_train_subset, split_plan
+
+SPLITS = {split.filename.removesuffix(".npz"): split for split in split_plan(config["task"])}
+N_TRAIN = int(config["task"]["train"]["count"])
+TRAIN_T = int(config["task"]["train"]["T"])
+SE_COUNTS = sorted({nested_train_subset(N_TRAIN, f) for f in config["task"]["sample_efficiency_fractions"]}
+                   - {N_TRAIN})
+SE_MODELS = [m for m in config["task"]["sample_efficiency_models"] if m in MODELS]
+PRIMARY_MODEL = cfg.primary_model_name(config)
+# Keys that change the numbers a job produces; execution knobs (device, threads) are read from config
+# inside the job, so switching them does not invalidate finished results.
+TASK_PARAMS = {k: v for k, v in config["task"].items() if not k.startswith("sample_efficiency")}
+TRAINING_PARAMS = {k: config["training"][k] for k in ("train_recurrent", "runtime", "lr", "patience", "min_delta",
+                                                      "grad_clip", "batch_size", "epochs", "dense_max_neurons",
+                                                      "gru_reference_max_hidden")}
+
+
+wildcard_constraints:
+    model="|".join(re.escape(m) for m in MODELS),
+    n_train=r"\d+",
+    split_file="|".join(re.escape(s) for s in SPLITS),
+    figure="error_vs_sequence_length|loss_curve|error_vs_noise|sample_efficiency",
+
+
+def split_file(stem, task_variant="{task_variant}"):
+    return f"{RESULTS}/tasks/{task_variant}/{stem}.npz"
+
+
+def job_dir(model="{model}", seed="{seed}", n_train="{n_train}", substrate="{substrate}",
+            task_variant="{task_variant}", mode="{mode}"):
+    return f"{run_dir(substrate, task_variant, mode)}/{model}/seed{seed}/n{n_train}"
+
+
+def full_run_jobs(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
+    return [f"{job_dir(m, s, N_TRAIN, substrate, task_variant, mode)}/{name}" for s in SEEDS for m in MODELS]
+
+
+def sample_efficiency_jobs(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
+    return [f"{job_dir(m, s, n, substrate, task_variant, mode)}/{name}"
+            for n in SE_COUNTS for s in SEEDS for m in SE_MODELS]
+
+
+def job_control_input(wildcards):
+    """Shuffle controls train on their stored matrix; everything else on the primary matrix."""
+    if cfg.control_base(wildcards.model) in cfg.SHUFFLE_CONTROLS:
+        return control_file(wildcards.model, wildcards.seed, wildcards.substrate)
+    return []

@@ -1,0 +1,10 @@
+"""Report rules: validation reports (see rules/report.smk)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package, in any conda env
+
+from connectome_bpu.steps import report_step
+from connectome_bpu.workflow import run_step
+
+run_step(snakemake, report_step)
