@@ -9,7 +9,8 @@ Sections (all by default; pick with flags):
   --cx          forward + backward + Adam step at hemibrain-CX size (7,349 neurons, 511,930 edges,
                 741 sensory, 591 output, batch 32, T 50, K 3, d_in 2, d_out 35, MSE vs random targets)
   --whole-brain forward pass at FlyWire size (139,255 neurons, 15.1 M edges, 6,963 sensory/output,
-                batch 16, T 50, K 3), each runtime in a fresh subprocess so its peak RSS is its own
+                batch 16, T 50, K 3), each runtime in a fresh subprocess so its peak RSS is its own;
+                plus one training step of this project's runtime at that size
   --sweep       dense vs sparse cost of one microstep (forward + backward) over N x density; the
                 crossover that connectome_bpu.runtime.choose_runtime encodes
 
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectome_bpu.models import BPU  # noqa: E402
 from connectome_bpu.runtime import build_operator, choose_runtime  # noqa: E402
 
-THREADS = 2
+THREADS = 2  # the brief's CPU budget per training job; --threads overrides it for comparisons
 
 
 def random_connectome(n: int, edges: int, seed: int, rho: float = 0.95) -> sp.csr_matrix:
@@ -79,7 +80,8 @@ class ReferenceStyleBPU(nn.Module):
             self.register_buffer("W", torch.from_numpy(W.toarray()).to(device))
         else:
             idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-            w = torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data), W.shape).coalesce()
+            w = torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data), W.shape,
+                                        check_invariants=False).coalesce()
             self.register_buffer("W", w.to(device))
         self.dense, self.K, self.n = dense, K, W.shape[0]
         self.register_buffer("S", torch.from_numpy(sensory).to(device))
@@ -113,8 +115,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_train_step(model, u, target, reps: int, warmup: int, device) -> float:
-    """Median seconds of zero_grad + forward + MSE + backward + Adam step."""
+def time_train_step(model, u, target, reps: int, warmup: int, device) -> tuple[float, float]:
+    """(median, min) seconds of zero_grad + forward + MSE + backward + Adam step.
+
+    The minimum is printed beside the median because on a shared machine other processes inflate
+    some repetitions (with 2 OpenMP threads on 2 busy cores a parallel region can wait a whole
+    scheduler time slice); the minimum is the better estimate of the uncontended cost.
+    """
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     times = []
     for i in range(warmup + reps):
@@ -127,7 +134,12 @@ def time_train_step(model, u, target, reps: int, warmup: int, device) -> float:
         sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), float(np.min(times))
+
+
+def load() -> str:
+    """Load average, printed with every table: timings on a busy machine are not comparable."""
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
 def bench_cx(device: torch.device, reps: int) -> None:
@@ -140,7 +152,7 @@ def bench_cx(device: torch.device, reps: int) -> None:
     target = torch.randn(batch, steps, d_out, generator=gen).to(device)
     print(f"\n== CX-size training step: N={n}, nnz={W.nnz}, density={W.nnz / n / n:.4%}, B={batch}, "
           f"T={steps}, K={K}, device={device}, threads={torch.get_num_threads()} "
-          f"(graph built in {time.perf_counter() - t0:.1f} s)")
+          f"(graph built in {time.perf_counter() - t0:.1f} s), {load()}")
     auto = choose_runtime(n, W.nnz, device, "auto")
     rows = []
 
@@ -155,7 +167,6 @@ def bench_cx(device: torch.device, reps: int) -> None:
     cases = [
         ("project sparse CSR (N,B)", lambda: project("sparse"), reps, 2),
         (f"project auto (-> {auto})", None if auto == "sparse" else (lambda: project("auto")), reps, 2),
-        ("project dense (N,B)", lambda: project("dense"), max(2, reps // 2), 1),
         ("reference-style COO sparse.mm", lambda: reference(False), max(2, reps // 2), 1),
         ("reference-style dense h @ W.T", lambda: reference(True), max(2, reps // 2), 1),
     ]
@@ -166,20 +177,46 @@ def bench_cx(device: torch.device, reps: int) -> None:
         model = make()
         rows.append((label, time_train_step(model, u, target, r, warm, device)))
         del model
-    ref_coo = rows[3][1]
-    print(f"{'runtime':34s} {'s/step':>9s} {'vs ref COO':>11s} {'vs ref dense':>13s}")
-    for label, sec in rows:
-        print(f"{label:34s} {sec:9.4f} {ref_coo / sec:10.1f}x {rows[4][1] / sec:12.1f}x")
+    (coo_med, coo_min), (dense_med, dense_min) = rows[2][1], rows[3][1]
+    print(f"{'runtime':34s} {'median s/step':>13s} {'vs ref COO':>10s} {'vs ref dense':>12s}"
+          f" {'min s/step':>10s} {'vs ref COO':>10s} {'vs ref dense':>12s}")
+    for label, (med, low) in rows:
+        print(f"{label:34s} {med:13.4f} {coo_med / med:9.1f}x {dense_med / med:11.1f}x"
+              f" {low:10.4f} {coo_min / low:9.1f}x {dense_min / low:11.1f}x")
+    print(f"(finished with {load()})")
+
+
+def _rss_kib(field: str) -> int:
+    """VmRSS / VmHWM of this process in KiB (Linux /proc)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM so the next reading is the peak of what follows (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _wholebrain_child(args) -> None:
-    """One whole-brain forward in this (fresh) process; prints a JSON line with time and peak RSS."""
-    torch.set_num_threads(THREADS)
+    """One whole-brain measurement in this fresh process; prints one JSON line.
+
+    A fresh process per runtime makes each peak its own: the graph is loaded and the model built,
+    the loader's copies are freed, the peak-RSS mark is reset, and only then the timed runs start, so
+    ``peak_run_gib`` is the model plus what the runs allocate.
+    """
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     data = np.load(args.graph)
     W = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"]))
     sensory, output = data["sensory"], data["output"]
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if args.child == "project":
         model = BPU(W, sensory, output, K=3, input_dim=2, output_dim=35, runtime="auto",
                     device=device, dense_max_neurons=20000)
@@ -189,20 +226,33 @@ def _wholebrain_child(args) -> None:
                                   device=device)
         label = "reference-style COO sparse.mm"
     del W, data
-    u = torch.randn(16, 50, 2, generator=torch.Generator().manual_seed(3)).to(device)
-    times = []
-    with torch.no_grad():
-        model(u[:, :2])  # warm-up: kernel/library initialisation, not the full sequence
-        for _ in range(args.reps):
-            sync(device)
-            start = time.perf_counter()
-            model(u)
-            sync(device)
-            times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    gen = torch.Generator().manual_seed(3)
+    u = torch.randn(16, 50, 2, generator=gen).to(device)
+    target = torch.randn(16, 50, 35, generator=gen).to(device)
+    reset = _reset_peak_rss()
+    rss_model = _rss_kib("VmRSS")
+    if args.mode == "train":
+        label += ", training step"
+        seconds, _ = time_train_step(model, u, target, reps=args.reps, warmup=0, device=device)
+    else:
+        times = []
+        with torch.no_grad():
+            model(u[:, :2])  # warm-up: kernel/library initialisation, not the full sequence
+            for _ in range(args.reps):
+                sync(device)
+                start = time.perf_counter()
+                model(u)
+                sync(device)
+                times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+    peak_run = _rss_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-    print(json.dumps({"label": label, "seconds": float(np.median(times)), "peak_rss_gib": peak / 2**20,
-                      "rss_after_load_gib": base_rss / 2**20, "gpu_peak_gib": gpu_peak / 2**30}))
+    print(json.dumps({
+        "label": label, "seconds": seconds, "rss_model_gib": rss_model / 2**20,
+        "peak_run_gib": peak_run / 2**20,
+        "peak_process_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "gpu_peak_gib": gpu_peak / 2**30,
+    }))
 
 
 def bench_whole_brain(device: torch.device, reps: int) -> None:
@@ -210,33 +260,37 @@ def bench_whole_brain(device: torch.device, reps: int) -> None:
     t0 = time.perf_counter()
     W = random_connectome(n, edges, seed=4)
     sensory, output = pools(n, pool, pool, seed=5)
-    print(f"\n== Whole-brain-size forward (no grad): N={n}, nnz={W.nnz}, density={W.nnz / n / n:.5%}, "
-          f"B=16, T=50, K=3, device={device} (graph built in {time.perf_counter() - t0:.1f} s)")
+    print(f"\n== Whole-brain size: N={n}, nnz={W.nnz}, density={W.nnz / n / n:.5%}, {pool} sensory/output, "
+          f"B=16, T=50, K=3, device={device} (graph built in {time.perf_counter() - t0:.1f} s), {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         graph = os.path.join(tmp, "graph.npz")
         np.savez(graph, data=W.data, indices=W.indices, indptr=W.indptr, shape=np.array(W.shape),
                  sensory=sensory, output=output)
         del W
         results = []
-        for child, r in (("project", reps), ("reference", 1)):
-            cmd = [sys.executable, __file__, "--child", child, "--graph", graph,
-                   "--device", str(device), "--reps", str(r)]
+        for child, mode, r in (("project", "forward", reps), ("reference", "forward", 1),
+                               ("project", "train", 1)):
+            cmd = [sys.executable, __file__, "--child", child, "--mode", mode, "--graph", graph,
+                   "--device", str(device), "--reps", str(r), "--threads", str(torch.get_num_threads())]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{'runtime':34s} {'s/forward':>10s} {'ratio':>7s} {'peak RSS GiB':>13s} "
-          f"{'RSS after graph load':>21s}" + (" GPU peak GiB" if device.type == "cuda" else ""))
+    gpu = device.type == "cuda"
+    print(f"{'runtime (forward without grad)':44s} {'seconds':>8s} {'vs ref':>7s} {'RSS model GiB':>14s} "
+          f"{'peak RSS run GiB':>17s} {'peak RSS process GiB':>21s}" + (" GPU peak GiB" if gpu else ""))
     ref = results[1]["seconds"]
     for r in results:
-        gpu = f" {r['gpu_peak_gib']:12.2f}" if device.type == "cuda" else ""
-        print(f"{r['label']:34s} {r['seconds']:10.2f} {ref / r['seconds']:6.1f}x "
-              f"{r['peak_rss_gib']:13.2f} {r['rss_after_load_gib']:21.2f}{gpu}")
+        ratio = f"{ref / r['seconds']:6.1f}x" if "training" not in r["label"] else f"{'':7s}"
+        print(f"{r['label']:44s} {r['seconds']:8.2f} {ratio} {r['rss_model_gib']:14.2f} "
+              f"{r['peak_run_gib']:17.2f} {r['peak_process_gib']:21.2f}"
+              + (f" {r['gpu_peak_gib']:12.2f}" if gpu else ""))
+    print(f"(finished with {load()})")
 
 
 def bench_sweep(device: torch.device) -> None:
     """Per-microstep forward + backward (w.r.t. the state) of dense vs sparse frozen operators."""
-    print(f"\n== Dense/sparse crossover, one microstep forward + backward, device={device}: "
-          "milliseconds dense / sparse (winner)")
-    sizes, densities, batches = (128, 256, 512, 1024, 2048, 4096, 8192), (0.01, 0.05, 0.1, 0.2, 0.4), (32, 128)
+    print(f"\n== Dense/sparse crossover, one microstep forward + backward, device={device}, {load()}: "
+          "minimum milliseconds dense / sparse (winner)")
+    sizes, densities, batches = (128, 512, 2048, 8192), (0.01, 0.1, 0.2, 0.3, 0.4, 0.6), (32, 128)
     for batch in batches:
         print(f"B={batch}: " + " ".join(f"{'d=' + str(d):>22s}" for d in densities))
         for n in sizes:
@@ -263,7 +317,7 @@ def bench_sweep(device: torch.device) -> None:
                         sync(device)
                         if i >= 2:
                             times.append(time.perf_counter() - start)
-                    ms[runtime] = 1e3 * float(np.median(times))
+                    ms[runtime] = 1e3 * float(np.min(times))
                 dense_ms = ms["dense"]
                 win = "D" if ms["dense"] < ms["sparse"] else "S"
                 cells.append(f"{ms['dense']:8.3f}/{ms['sparse']:8.3f} {win}")
@@ -276,12 +330,14 @@ def main() -> None:
     parser.add_argument("--whole-brain", action="store_true")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch CPU threads")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions (CX project runtimes)")
     parser.add_argument("--wb-reps", type=int, default=1, help="timed repetitions (whole brain)")
     parser.add_argument("--child", choices=("project", "reference"), help=argparse.SUPPRESS)
     parser.add_argument("--graph", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("forward", "train"), default="forward", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     if args.child:
         _wholebrain_child(args)
         return

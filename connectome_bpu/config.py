@@ -47,22 +47,28 @@ def _key_of(error: jsonschema.ValidationError) -> str:
 
 def _allowed(error: jsonschema.ValidationError) -> str:
     v, arg = error.validator, error.validator_value
-    descriptions = {
-        "minimum": f"a number >= {arg}",
-        "maximum": f"a number <= {arg}",
-        "exclusiveMinimum": f"a number > {arg}",
-        "exclusiveMaximum": f"a number < {arg}",
-        "enum": "one of " + ", ".join(repr(a) for a in (arg or [])),
-        "type": f"a value of type {arg}",
-        "minItems": f"a list with at least {arg} item(s)",
-        "uniqueItems": "a list without repeated items",
-        "pattern": f"a string matching {arg}",
-        "minLength": f"a string of at least {arg} character(s)",
-        "required": "this key to be present",
+    if v == "enum":
+        return "one of " + ", ".join(repr(a) for a in arg)
+    if v == "anyOf":
+        return " or ".join(_describe(sub) for sub in arg)
+    templates = {
+        "minimum": "a number >= {}", "maximum": "a number <= {}", "exclusiveMinimum": "a number > {}",
+        "exclusiveMaximum": "a number < {}", "type": "a value of type {}", "minItems": "a list with at least {} item(s)",
+        "uniqueItems": "a list without repeated items", "pattern": "a string matching {}",
+        "minLength": "a string of at least {} character(s)", "required": "this key to be present",
         "additionalProperties": "only the keys listed in schemas/config.schema.yaml",
-        "anyOf": "null or a list of known names",
     }
-    return descriptions.get(v, f"{v} {arg!r}")
+    return templates.get(v, v + " {!r}").format(arg)
+
+
+def _describe(schema: dict) -> str:
+    """A few words for one alternative of an ``anyOf`` (enough for the schemas used here)."""
+    if "enum" in schema:
+        return " or ".join(repr(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "array" and "$ref" in schema.get("items", {}):
+        return "a list of model names (see schemas/config.schema.yaml)"
+    return {"null": "null", "boolean": "true or false", "array": "a list"}.get(kind, f"a {kind}")
 
 
 def _format_error(error: jsonschema.ValidationError) -> str:
@@ -152,7 +158,7 @@ def _preset(config: dict[str, Any]) -> list[str]:
 def resolved_models(config: dict[str, Any]) -> list[str]:
     """Every model the run trains or evaluates, in table order: connectome, controls, baselines."""
     models = list(config["models"]) if config.get("models") else _preset(config)
-    if config["controls"]["dale"]:
+    if dale_controls_enabled(config):
         for name in list(models):
             if name in SHUFFLE_CONTROLS and name + DALE_SUFFIX not in models:
                 models.append(name + DALE_SUFFIX)
@@ -160,6 +166,15 @@ def resolved_models(config: dict[str, Any]) -> list[str]:
         models += [m for m in GRU_MODELS if m not in models]
     models += [m for m in BASELINE_MODELS if m not in models]
     return models
+
+
+def dale_controls_enabled(config: dict[str, Any]) -> bool:
+    """Resolve ``controls.dale``; ``auto`` is on only where the primary matrix is known to be signed."""
+    dale = config["controls"]["dale"]
+    if dale != "auto":
+        return bool(dale)
+    policy = config["graph"]["signed_policy"]
+    return policy == "force_signed" or (policy == "auto" and config["connectome"] == "synthetic_cx")
 
 
 def control_base(name: str) -> str:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .atomic import save_npz
+from .atomic import _json_default, save_npz   # the package's one numpy-aware JSON encoder
 from .config import DALE_SUFFIX, SHUFFLE_CONTROLS, control_base, control_seed, is_dale
 from .errors import BPUInputError
 from .reports.checks import Check, check
@@ -131,12 +131,11 @@ def matrix_invariants(matrix, neuron_signs=None) -> dict:
     csr = canonical_csr(matrix)
     n = csr.shape[0]
     data = csr.data.astype(np.float64)
-    rows = np.repeat(np.arange(n), np.diff(csr.indptr))
     edges = int(csr.nnz)
     invariants = {
         "N": int(n),
         "edge_count": edges,
-        "self_loop_count": int(np.count_nonzero(rows == csr.indices)),
+        "self_loop_count": int(np.count_nonzero(csr.diagonal())),     # canonical: no stored zeros
         "in_degree": np.diff(csr.indptr).astype(np.int64),
         "out_degree": np.bincount(csr.indices, minlength=n).astype(np.int64),
         "negative_edge_fraction": float(np.count_nonzero(data < 0) / edges) if edges else 0.0,
@@ -291,8 +290,9 @@ def _random_support(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.nda
     post, pre, data = _edges(csr)
     edge_class = labels[pre]
     loops = post == pre
-    drawn = []
-    for sign in _present_classes(labels):
+    classes = _present_classes(labels)
+    posts, pres = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for sign in classes:
         columns = np.flatnonzero(labels == sign).astype(np.int64)
         width = columns.size
         in_class = edge_class == sign
@@ -300,13 +300,10 @@ def _random_support(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.nda
         loop_nodes = columns[rng.choice(width, loop_count, replace=False)]
         codes = _distinct_codes(rng, width * (n - 1), int(np.count_nonzero(in_class)) - loop_count)
         cells = codes + np.searchsorted(columns * width, codes, side="right")
-        drawn.append((sign, np.concatenate([loop_nodes, cells // width]),
-                      np.concatenate([loop_nodes, columns[cells % width]])))
-    new_post = np.concatenate([d[1] for d in drawn]) if drawn else np.empty(0, dtype=np.int64)
-    new_pre = np.concatenate([d[2] for d in drawn]) if drawn else np.empty(0, dtype=np.int64)
-    new_data = np.concatenate([rng.permutation(data[edge_class == sign]) for sign, _, _ in drawn]) \
-        if drawn else data[:0]
-    return _csr_from_edges(new_post, new_pre, new_data, n)
+        posts.append(np.concatenate([loop_nodes, cells // width]))
+        pres.append(np.concatenate([loop_nodes, columns[cells % width]]))
+    weights = [data[:0]] + [rng.permutation(data[edge_class == sign]) for sign in classes]
+    return _csr_from_edges(np.concatenate(posts), np.concatenate(pres), np.concatenate(weights), n)
 
 
 def _weight_shuffle(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.ndarray) -> sp.csr_matrix:
@@ -445,18 +442,8 @@ def build_control(primary: sp.csr_matrix, name: str, seed: int, *, rho_target: f
                          spectral_after=after, scale=scale, notes=notes, rho_target=float(rho_target), stats=stats)
 
 
-def _json_value(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store a {type(value).__name__} in control metadata")
-
-
 def _meta_array(meta: dict) -> np.ndarray:
-    return np.array(json.dumps(meta, sort_keys=True, default=_json_value))
+    return np.array(json.dumps(meta, sort_keys=True, default=_json_default))
 
 
 def save_control(path, control: ControlMatrix, *, primary_sha256: str, extra_meta: dict | None = None) -> None:
@@ -621,7 +608,7 @@ def _count_checks(label: str, invariants: dict, primary_invariants: dict) -> lis
 
 def _stored_invariants_check(label: str, meta: dict, stored: dict, matrix: sp.csr_matrix, invariants: dict) -> Check:
     """The invariants written beside the matrix must be those of the matrix (catches edits and corruption)."""
-    recomputed = json.loads(json.dumps(_scalar_invariants(invariants), default=_json_value))
+    recomputed = json.loads(json.dumps(_scalar_invariants(invariants), default=_json_default))
     agree = meta.get("invariants") == recomputed and meta.get("matrix_sha256") == matrix_sha256(matrix)
     agree = agree and all(_count_differences(stored[key], invariants[key]) == 0 for key in _INVARIANT_ARRAYS)
     return check(agree, f"{label} stored invariants (counts, degrees, column signs, checksums) agree with the "

@@ -46,3 +46,49 @@ def git_commit(repo_dir: str | Path) -> str | None:
 def utc_now() -> str:
     """Current UTC time, ISO 8601 to the second (``2025-01-31T12:00:00+00:00``)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_hash(*modules: str) -> str:
+    """Short sha256 over the source of package modules (paths relative to the package directory).
+
+    Used as a Snakemake param so a rule reruns when the code that determines its output changes.
+    """
+    digest = hashlib.sha256()
+    for module in sorted(modules):
+        digest.update(module.encode())
+        digest.update((PACKAGE_DIR / module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def package_versions(names: tuple[str, ...] = ("numpy", "scipy", "pandas", "pyarrow", "torch", "snakemake",
+                                                 "matplotlib", "neuprint-python")) -> dict[str, str | None]:
+    """Installed versions read from package metadata (no import, so torch need not load here)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def build_manifest(files: list[str | Path], *, config: dict, repo_dir: str | Path) -> dict:
+    """Everything needed to say what produced a run: code version, resolved config, artifact checksums."""
+    import platform
+    import sys
+
+    records = [dict(file_record(p), path=str(p)) for p in sorted(map(str, files))]
+    return {
+        "created": utc_now(),
+        "git_commit": git_commit(repo_dir),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "config": config,
+        "files": records,
+    }

@@ -86,7 +86,8 @@ def paired_differences(by_seed: pd.DataFrame, primary: str, others: Sequence[str
     base = by_seed[by_seed["model"] == primary].set_index(keys)
     rows = []
     for other in others:
-        paired = base.join(by_seed[by_seed["model"] == other].set_index(keys), how="inner", rsuffix="_other")
+        paired = base.merge(by_seed[by_seed["model"] == other].set_index(keys), how="inner", left_index=True,
+                            right_index=True, suffixes=("", "_other"))
         if paired.empty:
             continue
         for (split, T, noise, n_train), group in paired.groupby(level=["split", "T", "noise_std", "n_train"],

@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import atomic
 from . import figures as fig
+from .provenance import build_manifest
 from .reports.summary import summary_markdown
 from .results import concat_job_tables, paired_differences, summarise
 
@@ -18,7 +19,8 @@ LOG = logging.getLogger(__name__)
 
 
 def results_step(smk: Any) -> None:
-    {"aggregate": aggregate_step, "figure": figure_step, "summary": summary_step}[smk.rule](smk)
+    {"aggregate": aggregate_step, "figure": figure_step, "summary": summary_step,
+     "manifest": manifest_step}[smk.rule](smk)
 
 
 def aggregate_step(smk: Any) -> None:
@@ -70,3 +72,9 @@ def summary_step(smk: Any) -> None:
                             summary=pd.read_csv(smk.input.summary), paired=pd.read_csv(smk.input.paired),
                             level=smk.params.interval)
     atomic.write_text(smk.output[0], text)
+
+
+def manifest_step(smk: Any) -> None:
+    manifest = build_manifest(list(smk.input), config=dict(smk.params.config), repo_dir=smk.params.repo)
+    atomic.write_json(smk.output[0], manifest)
+    LOG.info("manifest of %d files written to %s", len(manifest["files"]), smk.output[0])

@@ -35,20 +35,19 @@ from connectome_bpu.errors import BPUInputError
 TRAIN_MODES = ("frozen", "observed", "dense")
 RUNTIMES = ("auto", "dense", "sparse")
 
-# Crossover of the auto rule on CPU, measured with ``bench/bench_training_step.py --sweep`` (forward +
-# backward of one microstep, 2 threads, batch 32 and 128, MKL CSR kernels). Dense ``W @ H`` wins only
-# when the matrix is small AND dense: sparse won every cell of the sweep with N >= 1024 up to density
-# 0.20 and every cell with density <= 0.10 at any N; dense won the tiny dense matrices (N <= 512 with
-# density >= 0.2). The rule keeps a margin on the sparse side because a wrong "sparse" costs little
-# at small N, while a wrong "dense" costs O(N^2) at large N.
-CPU_DENSE_MAX_NEURONS = 512
-CPU_DENSE_MIN_DENSITY = 0.2
-# On CUDA, cuBLAS GEMM is so much faster than cuSPARSE SpMM per stored entry that dense pays off at a
-# lower density; the reference's published CX runs (section 16 item 20) show sparse already ahead at
-# N = 7,349 and density 0.95 %. Not measured by this project yet (no GPU where the thresholds were
-# derived): run the sweep on the GPU and adjust before relying on dense there.
-CUDA_DENSE_MAX_NEURONS = 4096
-CUDA_DENSE_MIN_DENSITY = 0.05
+# Smallest density (nnz / N^2) at which ``runtime="auto"`` picks dense, per device type.
+# CPU: measured with ``bench/bench_training_step.py --sweep`` (one microstep forward + backward,
+# 2 threads, MKL; minimum of repeated timings; N = 128..8192, density 0.01..0.6, B = 32 and 128).
+# The crossover density did not depend on N: sparse won every cell below density 0.2 (at N = 8192,
+# B = 32, density 0.01: 1.8 ms sparse vs 77 ms dense), dense won every cell at 0.6, and the break-even
+# was ~0.3 at B = 128 (N = 2048: 12.4 ms sparse vs 12.5 ms dense) and ~0.5 at B = 32 (N = 8192 at 0.4:
+# 61 ms sparse vs 77 ms dense). 0.3 sits between the two; a wrong choice near it costs < 2x, and
+# connectomes are far below it (hemibrain CX 0.95 %, FlyWire 0.08 %).
+# CUDA: NOT measured in this project yet (no GPU where the thresholds were derived). cuBLAS GEMM runs
+# an order of magnitude more flops per second than cuSPARSE SpMM, so dense should win from a lower
+# density; the reference's published CX runs (benchmark.md section 16 item 20) already had sparse
+# ahead at 0.95 %. 0.1 is an estimate between those: rerun the sweep with --device cuda to refine it.
+DENSE_MIN_DENSITY = {"cpu": 0.3, "cuda": 0.1}
 
 
 def choose_runtime(n: int, nnz: int, device: torch.device, requested: str) -> str:
@@ -57,6 +56,8 @@ def choose_runtime(n: int, nnz: int, device: torch.device, requested: str) -> st
     ``requested`` "dense"/"sparse" are returned unchanged. "auto" is a pure function of
     (n, nnz, device type) so the same substrate gets the same runtime on every run on the same kind
     of device (results are then bit-for-bit reproducible); it never looks at timings at run time.
+    The rule is ``dense iff nnz / N^2 >= DENSE_MIN_DENSITY[device type]`` (the measurements behind
+    the thresholds are in the comment on ``DENSE_MIN_DENSITY``); device types other than cuda use the CPU threshold.
     """
     if requested not in RUNTIMES:
         raise BPUInputError(
@@ -66,12 +67,9 @@ def choose_runtime(n: int, nnz: int, device: torch.device, requested: str) -> st
         return requested
     if n <= 0:
         raise BPUInputError(f"recurrent matrix: need at least one neuron, got n={n}")
-    density = nnz / (n * n)
-    if torch.device(device).type == "cuda":
-        max_n, min_density = CUDA_DENSE_MAX_NEURONS, CUDA_DENSE_MIN_DENSITY
-    else:
-        max_n, min_density = CPU_DENSE_MAX_NEURONS, CPU_DENSE_MIN_DENSITY
-    return "dense" if n <= max_n and density >= min_density else "sparse"
+    device_type = torch.device(device).type
+    threshold = DENSE_MIN_DENSITY.get(device_type, DENSE_MIN_DENSITY["cpu"])
+    return "dense" if nnz / (n * n) >= threshold else "sparse"
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
@@ -86,19 +84,31 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, n: int) ->
         return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
 
 
+def _spmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for CSR ``a`` and dense ``b`` as one kernel.
+
+    ``torch.mm`` on a CSR operand zero-fills its result and copies it once more around the sparse
+    kernel; ``addmm`` with ``beta=0`` into an uninitialised tensor does neither (beta=0 means the
+    input is ignored, NaN included). That is 3x fewer passes over the (N, B) state per microstep,
+    which also matters because each pass is a separately scheduled parallel region.
+    """
+    out = b.new_empty((a.shape[0], b.shape[1]))
+    return torch.addmm(out, a, b, beta=0.0, out=out)
+
+
 class _FrozenCSRMatmul(torch.autograd.Function):
     """``W @ H`` with W constant: backward is ``W^T @ grad`` using a precomputed CSR ``W^T``."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(wt)
-        return torch.mm(w, h)
+        return _spmm(w, h)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
         (wt,) = ctx.saved_tensors
-        return torch.mm(wt, grad_out), None, None
+        return _spmm(wt, grad_out), None, None
 
 
 class _ObservedCSRMatmul(torch.autograd.Function):
@@ -113,13 +123,13 @@ class _ObservedCSRMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: torch.Tensor, values: torch.Tensor, w: torch.Tensor, wt: torch.Tensor):
         ctx.save_for_backward(h, w, wt)
-        return torch.mm(w, h)
+        return _spmm(w, h)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
         h, w, wt = ctx.saved_tensors
-        grad_h = torch.mm(wt, grad_out) if ctx.needs_input_grad[0] else None
+        grad_h = _spmm(wt, grad_out) if ctx.needs_input_grad[0] else None
         grad_values = None
         if ctx.needs_input_grad[1]:
             # beta=0: the input's values are ignored; only its sparsity pattern is used.
@@ -290,6 +300,8 @@ def build_operator(
         chosen = "dense"
     else:
         chosen = choose_runtime(n, int(W.nnz), device, runtime)
+        if runtime == "auto" and chosen == "dense" and n > dense_max_neurons:
+            chosen = "sparse"  # auto never picks what an explicit request would be refused
     if chosen == "dense" and n > dense_max_neurons:
         what = "train_recurrent=dense" if train_mode == "dense" else "runtime=dense"
         raise BPUInputError(
@@ -301,10 +313,7 @@ def build_operator(
 
 
 __all__ = [
-    "CPU_DENSE_MAX_NEURONS",
-    "CPU_DENSE_MIN_DENSITY",
-    "CUDA_DENSE_MAX_NEURONS",
-    "CUDA_DENSE_MIN_DENSITY",
+    "DENSE_MIN_DENSITY",
     "RUNTIMES",
     "TRAIN_MODES",
     "RecurrentOperator",

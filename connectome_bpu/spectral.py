@@ -36,9 +36,13 @@ METHOD_POWER = "power_iteration"
 METHOD_ARPACK = "arpack_eigs"
 METHOD_POWER_THEN_ARPACK = "arpack_eigs_after_power_iteration"
 
-# ARPACK settings tried in turn (Krylov subspace size, restarts): a larger subspace resolves clustered
-# or equal-modulus eigenvalues that a small one cannot, at a cost of ncv vectors of length N each.
-_ARPACK_ATTEMPTS = ((20, 1000), (64, 4000), (200, 16000))
+# ARPACK Krylov subspace sizes tried in turn: a larger subspace resolves clustered or equal-modulus
+# eigenvalues that a small one cannot, at a cost of ncv vectors of length N each. Each attempt may use
+# about _ARPACK_PRODUCTS_PER_ATTEMPT matrix-vector products (restarts x (ncv - 1)), so a matrix ARPACK
+# cannot resolve fails in bounded time (~30,000 products: seconds for a region, ~20 min for the whole
+# brain) instead of running for hours (a signed random graph of FlyWire size converges in ~40 products).
+_ARPACK_NCV = (20, 64, 200)
+_ARPACK_PRODUCTS_PER_ATTEMPT = 10_000
 # Start vector seed for ARPACK: fixed so that the estimate (and thus the scale) is reproducible.
 _ARPACK_START_SEED = 0
 
@@ -139,8 +143,8 @@ def _arpack_radius(csr64: sp.csr_matrix, tolerance: float, method: str, *, prior
     operator = spla.LinearOperator(csr64.shape, matvec=matvec, dtype=np.float64)
     start = np.random.default_rng(_ARPACK_START_SEED).standard_normal(n)
     tried = []
-    for ncv, maxiter in _ARPACK_ATTEMPTS:
-        ncv = min(ncv, n)
+    for ncv in sorted({min(size, n) for size in _ARPACK_NCV}):
+        maxiter = max(_ARPACK_PRODUCTS_PER_ATTEMPT // (ncv - 1), 10)
         try:
             eigenvalues = spla.eigs(operator, k=1, which="LM", v0=start, ncv=ncv, maxiter=maxiter, tol=tolerance,
                                     return_eigenvectors=False)
@@ -152,9 +156,9 @@ def _arpack_radius(csr64: sp.csr_matrix, tolerance: float, method: str, *, prior
     settings = ", ".join(f"ncv={c} maxiter={m}" for c, m in tried)
     raise GraphError(f"ARPACK did not converge to the largest-magnitude eigenvalue of the {n}x{n} matrix "
                      f"({csr64.nnz} stored entries) with tolerance {tolerance} after trying {settings} "
-                     f"({products} matrix-vector products); its spectral radius is unknown, so it cannot be "
-                     "scaled. Loosen graph.spectral.arpack_tolerance or inspect the matrix (many "
-                     "eigenvalues of equal modulus, e.g. a long weighted cycle, slow ARPACK down).")
+                     f"({products} matrix-vector products); its spectral radius is unknown, so it cannot be scaled. "
+                     "Matrices with many eigenvalues of (nearly) equal modulus, such as a long weighted cycle, "
+                     "defeat ARPACK: inspect the graph, or pass a looser arpack_tolerance.")
 
 
 def scale_to_radius(matrix, target: float, *, what: str = "matrix",

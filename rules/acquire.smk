@@ -10,6 +10,7 @@ rule synthetic_cx:
         copies=config["synthetic_cx"]["copies"],
         seed=config["synthetic_cx"]["seed"],
         background_density=config["synthetic_cx"]["background_density"],
+        code=CODE["acquire"],
     log:
         log_file("synthetic_cx", "synthetic_cx"),
     conda:
@@ -30,6 +31,7 @@ if KIND.source == "local":
         params:
             source_dir=config["local_exports"],
             primary_rois=PRIMARY_ROIS,
+            code=CODE["acquire"],
         log:
             log_file("local_exports", SUBSTRATE),
         conda:

@@ -2,6 +2,7 @@
 import re
 
 from connectome_bpu import config as cfg
+from connectome_bpu.provenance import code_hash
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.substrates import is_synthetic, primary_rois, substrate_kind
 from connectome_bpu.tasks import TaskSpec
@@ -24,6 +25,22 @@ EXPORT_FILES = ["neurons.csv", "roi_counts.csv", "connections.csv"]
 SPECTRAL = {
     "power_tolerance": config["graph"]["spectral"]["power_tolerance"],
     "power_max_iterations": config["graph"]["spectral"]["power_max_iterations"],
+}
+
+# Snakemake's "code" rerun trigger sees only the thin workflow scripts; the logic lives in the package.
+# Each rule therefore carries, as a param, a hash of the package modules that determine its output,
+# so editing one of them reruns exactly the artifacts it can change (and nothing for gpu.py, say).
+CODE = {
+    "acquire": code_hash("sources/__init__.py", "sources/synthetic_cx.py", "sources/local.py", "exports.py"),
+    "graph": code_hash("graph.py", "pools.py", "signs.py", "spectral.py", "depth.py", "exports.py"),
+    "controls": code_hash("controls.py", "spectral.py", "graph.py", "signs.py"),
+    "tasks": code_hash("tasks.py"),
+    "training": code_hash("job.py", "training.py", "models.py", "runtime.py", "tasks.py", "metrics.py",
+                          "controls.py", "graph.py"),
+    "reports": code_hash("reports/validation.py", "reports/checks.py", "controls.py", "tasks.py", "models.py"),
+    "results": code_hash("results.py", "metrics.py"),
+    "figures": code_hash("figures.py", "results.py"),
+    "summary": code_hash("reports/summary.py", "results.py"),
 }
 
 wildcard_constraints:
@@ -49,6 +66,10 @@ def control_file(control="{control}", seed="{seed}", substrate="{substrate}"):
 
 def run_dir(substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
     return f"{RESULTS}/{substrate}/runs/{task_variant}/{mode}"
+
+
+def run_file(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
+    return f"{run_dir(substrate, task_variant, mode)}/{name}"
 
 
 def log_file(name, substrate="{substrate}"):
@@ -93,12 +114,17 @@ def job_dir(model="{model}", seed="{seed}", n_train="{n_train}", substrate="{sub
     return f"{run_dir(substrate, task_variant, mode)}/{model}/seed{seed}/n{n_train}"
 
 
+def job_file(name, model="{model}", seed="{seed}", n_train="{n_train}", substrate="{substrate}",
+             task_variant="{task_variant}", mode="{mode}"):
+    return f"{job_dir(model, seed, n_train, substrate, task_variant, mode)}/{name}"
+
+
 def full_run_jobs(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
-    return [f"{job_dir(m, s, N_TRAIN, substrate, task_variant, mode)}/{name}" for s in SEEDS for m in MODELS]
+    return [job_file(name, m, s, N_TRAIN, substrate, task_variant, mode) for s in SEEDS for m in MODELS]
 
 
 def sample_efficiency_jobs(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
-    return [f"{job_dir(m, s, n, substrate, task_variant, mode)}/{name}"
+    return [job_file(name, m, s, n, substrate, task_variant, mode)
             for n in SE_COUNTS for s in SEEDS for m in SE_MODELS]
 
 

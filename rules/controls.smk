@@ -11,6 +11,7 @@ rule control:
     params:
         rho_target=config["graph"]["rho_target"],
         spectral=SPECTRAL,
+        code=CODE["controls"],
     log:
         log_file("controls/{control}_seed{seed}"),
     conda:

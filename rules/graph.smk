@@ -11,6 +11,7 @@ rule pools:
         primary_rois=PRIMARY_ROIS,
         pools=config["graph"]["pools"],
         whole_brain_pool_fraction=config["graph"]["whole_brain_pool_fraction"],
+        code=CODE["graph"],
     log:
         log_file("pools"),
     conda:
@@ -32,6 +33,7 @@ rule matrices:
         signed_policy=config["graph"]["signed_policy"],
         sign_coverage_threshold=config["graph"]["sign_coverage_threshold"],
         spectral=SPECTRAL,
+        code=CODE["graph"],
     log:
         log_file("matrices"),
     conda:
@@ -48,6 +50,7 @@ rule k_estimate:
         graph_file("k_estimate.json"),
     params:
         k=config["graph"]["k"],
+        code=CODE["graph"],
     log:
         log_file("k_estimate"),
     conda:
@@ -67,6 +70,7 @@ rule graph_metadata:
         primary_rois=PRIMARY_ROIS,
         whole_brain_pool_fraction=config["graph"]["whole_brain_pool_fraction"],
         synthetic=is_synthetic(config),
+        code=CODE["graph"],
     log:
         log_file("graph_metadata"),
     conda:

@@ -9,9 +9,10 @@ rule data_validation:
         arrays=graph_file("graph_arrays.npz"),
         splits=[split_file(stem) for stem in SPLITS],
     output:
-        report(run_dir() + "/reports/data_validation.md", category="Reports"),
+        report(run_file("reports/data_validation.md"), category="Reports"),
     params:
         task=TASK_PARAMS,
+        code=CODE["reports"],
     log:
         log_file("reports/{task_variant}_{mode}_data_validation"),
     conda:
@@ -30,12 +31,13 @@ rule bpu_validation:
         pools=graph_file("pool_assignments.csv"),
         k=graph_file("k_estimate.json"),
     output:
-        report(run_dir() + "/reports/bpu_validation.md", category="Reports"),
+        report(run_file("reports/bpu_validation.md"), category="Reports"),
     params:
         task=TASK_PARAMS,
         mode=MODE,
         dense_max_neurons=config["training"]["dense_max_neurons"],
         primary=PRIMARY_MODEL,
+        code=CODE["reports"],
         k_min=config["graph"]["k"]["min"],
         k_max=config["graph"]["k"]["max"],
         spectral=SPECTRAL,
@@ -54,12 +56,13 @@ rule control_validation:
         info=graph_file("matrix_info.json"),
         metadata=graph_file("graph_metadata.json"),
         controls=lambda wc: all_control_files(wc.substrate),
-        by_seed=run_dir() + "/metrics_by_seed.csv",
+        by_seed=run_file("metrics_by_seed.csv"),
     output:
-        report(run_dir() + "/reports/control_validation.md", category="Reports"),
+        report(run_file("reports/control_validation.md"), category="Reports"),
     params:
         rho_target=config["graph"]["rho_target"],
         spectral=SPECTRAL,
+        code=CODE["reports"],
     log:
         log_file("reports/{task_variant}_{mode}_control_validation"),
     conda:
@@ -70,7 +73,7 @@ rule control_validation:
 
 rule reports:
     input:
-        [run_dir(SUBSTRATE, TASK_VARIANT, MODE) + f"/reports/{name}.md"
+        [run_file(f"reports/{name}.md", SUBSTRATE, TASK_VARIANT, MODE)
          for name in ("data_validation", "bpu_validation", "control_validation")],
 
 
@@ -80,17 +83,18 @@ rule aggregate:
         histories=full_run_jobs("loss_history.csv"),
         se_metrics=sample_efficiency_jobs("metrics.csv"),
     output:
-        by_seed=run_dir() + "/metrics_by_seed.csv",
-        summary=run_dir() + "/metrics_summary.csv",
-        history=run_dir() + "/loss_history.csv",
-        paired=run_dir() + "/paired_differences.csv",
-        sample_efficiency=run_dir() + "/sample_efficiency_by_seed.csv",
+        by_seed=run_file("metrics_by_seed.csv"),
+        summary=run_file("metrics_summary.csv"),
+        history=run_file("loss_history.csv"),
+        paired=run_file("paired_differences.csv"),
+        sample_efficiency=run_file("sample_efficiency_by_seed.csv"),
     params:
         task=config["task"]["name"],
         models=MODELS,
         primary=PRIMARY_MODEL,
         se_models=SE_MODELS,
         interval=config["statistics"]["interval"],
+        code=CODE["results"],
     log:
         log_file("reports/{task_variant}_{mode}_aggregate"),
     conda:
@@ -101,18 +105,19 @@ rule aggregate:
 
 rule figure:
     input:
-        by_seed=run_dir() + "/metrics_by_seed.csv",
-        history=run_dir() + "/loss_history.csv",
-        sample_efficiency=run_dir() + "/sample_efficiency_by_seed.csv",
+        by_seed=run_file("metrics_by_seed.csv"),
+        history=run_file("loss_history.csv"),
+        sample_efficiency=run_file("sample_efficiency_by_seed.csv"),
         metadata=graph_file("graph_metadata.json"),
     output:
-        report(run_dir() + "/figures/{figure}.png", category="Figures"),
+        report(run_file("figures/{figure}.png"), category="Figures"),
     params:
         options=config["figures"],
         task=config["task"]["name"],
         models=MODELS,
         se_models=SE_MODELS,
         train_T=TRAIN_T,
+        code=CODE["figures"],
     log:
         log_file("reports/{task_variant}_{mode}_figure_{figure}"),
     conda:
@@ -123,11 +128,11 @@ rule figure:
 
 rule summary:
     input:
-        summary=run_dir() + "/metrics_summary.csv",
-        paired=run_dir() + "/paired_differences.csv",
+        summary=run_file("metrics_summary.csv"),
+        paired=run_file("paired_differences.csv"),
         metadata=graph_file("graph_metadata.json"),
     output:
-        report(run_dir() + "/summary.md", category="Reports"),
+        report(run_file("summary.md"), category="Reports"),
     params:
         task=config["task"]["name"],
         mode=MODE,
@@ -137,6 +142,7 @@ rule summary:
         n_train=N_TRAIN,
         train_T=TRAIN_T,
         interval=config["statistics"]["interval"],
+        code=CODE["summary"],
     log:
         log_file("reports/{task_variant}_{mode}_summary"),
     conda:
@@ -147,6 +153,35 @@ rule summary:
 
 rule results:
     input:
-        run_dir(SUBSTRATE, TASK_VARIANT, MODE) + "/summary.md",
-        [run_dir(SUBSTRATE, TASK_VARIANT, MODE) + f"/figures/{name}.png"
+        run_file("summary.md", SUBSTRATE, TASK_VARIANT, MODE),
+        run_file("run_manifest.json", SUBSTRATE, TASK_VARIANT, MODE),
+        [run_file(f"figures/{name}.png", SUBSTRATE, TASK_VARIANT, MODE)
          for name in ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")],
+
+
+rule manifest:
+    input:
+        exports=[exports(f) for f in EXPORT_FILES + ["provenance.json"]],
+        graph=[graph_file(f) for f in ("pool_assignments.csv", "adjacency_unsigned.npz", "graph_arrays.npz",
+                                       "matrix_info.json", "k_estimate.json", "graph_metadata.json")],
+        controls=lambda wc: all_control_files(wc.substrate),
+        splits=[split_file(stem) for stem in SPLITS],
+        checkpoints=full_run_jobs("checkpoint.pt") + sample_efficiency_jobs("checkpoint.pt"),
+        results=[run_file(f"{name}") for name in ("metrics_by_seed.csv", "metrics_summary.csv",
+                                                    "loss_history.csv", "paired_differences.csv",
+                                                    "sample_efficiency_by_seed.csv", "summary.md")],
+        reports=[run_file(f"reports/{name}.md") for name in ("data_validation", "bpu_validation",
+                                                               "control_validation")],
+        figures=[run_file(f"figures/{name}.png") for name in ("error_vs_sequence_length", "loss_curve",
+                                                                "error_vs_noise", "sample_efficiency")],
+    output:
+        run_file("run_manifest.json"),
+    params:
+        config=config,
+        repo=workflow.basedir,
+    log:
+        log_file("reports/{task_variant}_{mode}_manifest"),
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow_scripts/results.py"

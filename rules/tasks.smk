@@ -7,6 +7,7 @@ rule task_split:
     params:
         task=TASK_PARAMS,
         split=lambda wc: SPLITS[wc.split_file].name,
+        code=CODE["tasks"],
     log:
         f"{RESULTS}/tasks/logs/{{task_variant}}/{{split_file}}.log",
     conda:

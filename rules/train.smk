@@ -11,19 +11,20 @@ rule train_model:
         control=job_control_input,
         splits=[split_file(stem) for stem in SPLITS],
     output:
-        checkpoint=job_dir() + "/checkpoint.pt",
-        history=job_dir() + "/loss_history.csv",
-        metrics=job_dir() + "/metrics.csv",
+        checkpoint=job_file("checkpoint.pt"),
+        history=job_file("loss_history.csv"),
+        metrics=job_file("metrics.csv"),
     params:
         task=TASK_PARAMS,
         training=lambda wc: {} if wc.model == "mean_predictor" else TRAINING_PARAMS,
+        code=CODE["training"],
     threads: lambda wc: 1 if wc.model == "mean_predictor" else config["training"]["threads"]
     resources:
         gpu=lambda wc: 0 if wc.model == "mean_predictor" else 1,
     log:
-        job_dir() + "/train.log",
+        job_file("train.log"),
     benchmark:
-        job_dir() + "/benchmark.tsv"
+        job_file("benchmark.tsv")
     conda:
         "../envs/torch.yaml"
     script:

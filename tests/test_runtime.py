@@ -7,8 +7,7 @@ import torch
 
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.runtime import (
-    CPU_DENSE_MAX_NEURONS,
-    CPU_DENSE_MIN_DENSITY,
+    DENSE_MIN_DENSITY,
     RecurrentOperator,
     build_operator,
     choose_runtime,
@@ -129,18 +128,23 @@ def test_auto_rule_is_deterministic_and_follows_the_documented_thresholds():
         for device in (CPU, cuda):
             first = choose_runtime(n, nnz, device, "auto")
             assert all(choose_runtime(n, nnz, device, "auto") == first for _ in range(3))
-            assert first in ("dense", "sparse")
+            assert first == ("dense" if nnz / n**2 >= DENSE_MIN_DENSITY[device.type] else "sparse")
     assert choose_runtime(7349, 511930, CPU, "auto") == "sparse"  # hemibrain CX
-    assert choose_runtime(139255, 15_100_000, CPU, "auto") == "sparse"  # FlyWire
-    n = CPU_DENSE_MAX_NEURONS
-    dense_nnz = int(np.ceil(CPU_DENSE_MIN_DENSITY * n * n))
-    assert choose_runtime(n, dense_nnz, CPU, "auto") == "dense"
-    assert choose_runtime(n + 1, (n + 1) ** 2, CPU, "auto") == "sparse"
-    assert choose_runtime(n, dense_nnz - n, CPU, "auto") == "sparse"
+    assert choose_runtime(139255, 15_100_000, CPU, "auto") == "sparse"  # FlyWire whole brain
+    assert choose_runtime(7349, 511930, cuda, "auto") == "sparse"
+    threshold_nnz = int(np.ceil(DENSE_MIN_DENSITY["cpu"] * 1000 * 1000))
+    assert choose_runtime(1000, threshold_nnz, CPU, "auto") == "dense"
+    assert choose_runtime(1000, threshold_nnz - 1, CPU, "auto") == "sparse"
     assert choose_runtime(7349, 511930, CPU, "dense") == "dense"
     assert choose_runtime(10, 100, CPU, "sparse") == "sparse"
     with pytest.raises(BPUInputError, match="training.runtime"):
         choose_runtime(10, 10, CPU, "fastest")
+
+
+def test_auto_falls_back_to_sparse_where_dense_would_be_refused():
+    W = random_graph(n=60, density=0.5)
+    assert build_operator(W, device=CPU, dense_max_neurons=100).runtime == "dense"
+    assert build_operator(W, device=CPU, dense_max_neurons=59).runtime == "sparse"
 
 
 def test_train_mode_overrides_the_requested_runtime():

@@ -1,4 +1,5 @@
-"""The embedded synthetic_cx substrate: determinism, schema, ROI consistency and pools from the ordinary rule."""
+"""The embedded synthetic_cx substrate: determinism, schema, ROI consistency, pools from the ordinary rule, and
+activity that reaches the output pool through the real graph pipeline under the BPU's ReLU dynamics."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
+from connectome_bpu.depth import estimate_k
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.exports import load_exports
+from connectome_bpu.graph import raw_adjacency
+from connectome_bpu.pools import assign_region_pools, pool_indices
+from connectome_bpu.signs import apply_signs, choose_primary, neuron_signs, sign_coverage
 from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.sources.synthetic_cx import (NEURONS_PER_COPY, PRIMARY_ROIS, generate_synthetic_cx,
                                                  write_synthetic_cx)
+from connectome_bpu.spectral import scale_to_radius
 
 SENSORY_FAMILIES = ("ring", "ExR", "LNO", "LCNO", "GLNO", "SpsP")
 OUTPUT_FAMILIES = ("PFL", "PFL2", "PFL3", "PFR")
 ARGS = {"copies": 4, "seed": 0, "background_density": 0.01}
+PER_COPY = {"ER_ring": 16, "LNO_velocity": 8, "EPG": 16, "PEN": 16, "PEG": 8, "Delta7": 16, "PFNd": 16,
+            "hDeltaB": 8, "FC2": 8, "PFL3": 16}
+EXCITATORY = ("ACh",)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,8 @@ def test_size_scales_with_copies():
     sizes = {copies: generate_synthetic_cx(copies=copies, seed=3, background_density=0.0) for copies in (1, 4, 40)}
     for copies, (neurons, _, connections) in sizes.items():
         assert len(neurons) == NEURONS_PER_COPY * copies
-        assert 100 <= NEURONS_PER_COPY <= 150
+        assert neurons["type"].value_counts().to_dict() == {k: v * copies for k, v in PER_COPY.items()}
+    assert NEURONS_PER_COPY == sum(PER_COPY.values()) == 128
     # Without background every copy has the same structured edges, plus 16 coupling edges per copy.
     per_copy = len(sizes[1][2])
     assert len(sizes[4][2]) == 4 * (per_copy + 16)
@@ -91,8 +101,8 @@ def test_schema_ids_and_labels(written):
     assert (connections["weight"] >= 1).all() and (connections["weight"] % 1 == 0).all()
     assert not (connections["bodyId_pre"] == connections["bodyId_post"]).any()
     nt = neurons.groupby("type")["transmitter"].unique().map(list).to_dict()
-    assert nt == {"ER_ring": ["GABA"], "Delta7": ["Glu"], "EPG": ["ACh"], "PEN": ["ACh"], "PEG": ["ACh"],
-                  "PFNd": ["ACh"], "hDeltaB": ["ACh"], "FC2": ["ACh"], "PFL3": ["ACh"]}
+    assert nt == {"ER_ring": ["GABA"], "LNO_velocity": ["ACh"], "Delta7": ["Glu"], "EPG": ["ACh"], "PEN": ["ACh"],
+                  "PEG": ["ACh"], "PFNd": ["ACh"], "hDeltaB": ["ACh"], "FC2": ["ACh"], "PFL3": ["ACh"]}
     assert summary["neurons"] == len(neurons) and summary["connections"] == len(connections)
     assert summary["roi_count_rows"] == len(roi_counts)
 
@@ -118,11 +128,11 @@ def test_roi_counts_are_consistent_with_connections(written):
     totals = roi_counts.groupby("bodyId")[["pre", "post"]].sum().reindex(neurons["bodyId"], fill_value=0)
     np.testing.assert_array_equal(totals["pre"].to_numpy(), neurons["pre"].to_numpy())
     np.testing.assert_array_equal(totals["post"].to_numpy(), neurons["post"].to_numpy())
-    # Outside the CX: only ring input (BU) and PFL3 output (LAL).
+    # Outside the CX: only ring input (BU), LNO self-motion input (LAL) and PFL3 output (LAL).
     outside = roi_counts[~roi_counts["roi"].isin(PRIMARY_ROIS)].merge(neurons[["bodyId", "type"]], on="bodyId")
-    assert set(map(tuple, outside[["type", "roi"]].drop_duplicates().to_numpy())) == {("ER_ring", "BU"),
-                                                                                       ("PFL3", "LAL")}
-    assert (outside.loc[outside["type"] == "ER_ring", "pre"] == 0).all()
+    assert set(map(tuple, outside[["type", "roi"]].drop_duplicates().to_numpy())) == {
+        ("ER_ring", "BU"), ("LNO_velocity", "LAL"), ("PFL3", "LAL")}
+    assert (outside.loc[outside["type"].isin(["ER_ring", "LNO_velocity"]), "pre"] == 0).all()
     assert (outside.loc[outside["type"] == "PFL3", "post"] == 0).all()
 
 
@@ -133,24 +143,27 @@ def test_pool_rule_outcome_from_the_tables(written):
     diff = outside_input - outside_output
     label = (neurons["type"] + " " + neurons["instance"]).str.lower()
     ring = neurons["type"].str.contains("ring").to_numpy()
+    lno = neurons["type"].str.contains("LNO").to_numpy()
     pfl = neurons["type"].str.contains("PFL").to_numpy()
     assert ring.sum() == 16 * ARGS["copies"] and pfl.sum() == 16 * ARGS["copies"]
-    assert np.all(diff[ring] >= 0.10) and np.all(outside_input[ring] >= 0.20)
+    assert lno.sum() == 8 * ARGS["copies"]
+    # Both input families are sensory by the threshold rule, not by the family tie-break.
+    for sensory in (ring, lno):
+        assert np.all(diff[sensory] >= 0.10) and np.all(outside_input[sensory] >= 0.20)
     assert np.all(-diff[pfl] >= 0.10) and np.all(outside_output[pfl] >= 0.20)
-    rest = ~(ring | pfl)
+    rest = ~(ring | lno | pfl)
     assert np.all(np.abs(diff[rest]) < 0.10)
     for family in SENSORY_FAMILIES + OUTPUT_FAMILIES:
         assert not label[rest].str.contains(family.lower(), regex=False).any(), family
 
 
-def test_pools_module_assigns_rings_sensory_and_pfl_output(written):
-    pools = pytest.importorskip("connectome_bpu.pools")
+def test_pools_module_assigns_rings_and_lno_sensory_and_pfl_output(written):
     _, _, loaded = written
-    table = pools.assign_region_pools(loaded.neurons, loaded.roi_counts, list(PRIMARY_ROIS))
+    table = assign_region_pools(loaded.neurons, loaded.roi_counts, list(PRIMARY_ROIS))
     types = loaded.neurons["type"].to_numpy()
-    assert set(types[table["pool"] == "sensory"]) == {"ER_ring"}
+    assert set(types[table["pool"] == "sensory"]) == {"ER_ring", "LNO_velocity"}
     assert set(types[table["pool"] == "output"]) == {"PFL3"}
-    assert (table.loc[types == "ER_ring", "pool"] == "sensory").all()
+    assert (table.loc[np.isin(types, ["ER_ring", "LNO_velocity"]), "pool"] == "sensory").all()
     assert (table.loc[types == "PFL3", "pool"] == "output").all()
     assert set(table.loc[table["pool"] != "internal", "assignment_reason"]) == {"threshold"}
 
@@ -159,12 +172,92 @@ def test_pools_module_assigns_rings_sensory_and_pfl_output(written):
 def test_every_sensory_neuron_reaches_an_output_and_graph_is_connected(density):
     neurons, _, connections = generate_synthetic_cx(copies=3, seed=5, background_density=density)
     graph = adjacency(neurons, connections)
-    ring = np.flatnonzero(neurons["type"].str.contains("ring").to_numpy())
+    sensory = np.flatnonzero(neurons["type"].str.contains("ring|LNO").to_numpy())
     output = neurons["type"].str.contains("PFL").to_numpy()
-    for source in ring:
+    for source in sensory:
         reached = breadth_first_order(graph, source, directed=True, return_predecessors=False)
-        assert output[reached].any(), f"ring neuron {source} reaches no PFL neuron"
+        assert output[reached].any(), f"sensory neuron {source} reaches no PFL neuron"
     assert connected_components(graph, directed=True, connection="weak")[0] == 1
+
+
+def test_every_lno_reaches_every_same_copy_pfl_through_excitatory_neurons_only():
+    """The structural half of the fix: LNO -> PFNd -> PFL3 (2 hops) and LNO -> PFNd -> hDeltaB -> PFL3 (3 hops)
+    use cholinergic neurons only, so nothing on the way can be silenced by a negative column."""
+    neurons, _, connections = generate_synthetic_cx(copies=2, seed=5, background_density=0.0)
+    excitatory = neurons["predictedNt"].isin(EXCITATORY).to_numpy()  # generator output: export column names
+    graph = adjacency(neurons, connections)
+    graph = sp.diags(excitatory.astype(float)) @ graph  # keep only edges whose presynaptic neuron is excitatory
+    types = neurons["type"].to_numpy()
+    copy = np.arange(len(neurons)) // NEURONS_PER_COPY
+    for source in np.flatnonzero(types == "LNO_velocity"):
+        frontier = np.zeros(len(neurons))
+        frontier[source] = 1.0
+        within = np.zeros(len(neurons), dtype=bool)
+        for _ in range(3):
+            frontier = (graph.T @ frontier > 0).astype(float)
+            within |= frontier > 0
+        pfl = (types == "PFL3") & (copy == copy[source])
+        assert within[pfl].all(), f"LNO neuron {source} misses a PFL3 of its copy within 3 excitatory hops"
+
+
+def primary_inputs(directory, signed_policy: str):
+    """The primary matrix, sign vector, pools and K exactly as the graph cache builds them (graph.build_matrices
+    for the matrix, pools.assign_region_pools and depth.estimate_k for the rest), from the written exports."""
+    exports = load_exports(directory)
+    body_ids = exports.neurons["bodyId"].to_numpy(np.int64)
+    raw = raw_adjacency(exports.connections, body_ids)
+    signs = neuron_signs(exports.neurons["transmitter"])
+    kind = choose_primary(signed_policy, any_signed=bool(np.any(signs != 0)), coverage=sign_coverage(raw, signs),
+                          threshold=0.95)
+    matrix, _, _ = scale_to_radius(apply_signs(raw, signs) if kind == "signed" else raw, 0.95)
+    pools = assign_region_pools(exports.neurons, exports.roi_counts, ["EB", "PB", "FB", "NO"])
+    sensory, _, output = pool_indices(pools)
+    k = estimate_k(matrix, sensory, output).K
+    return kind, matrix, signs, exports.neurons["type"].to_numpy(), sensory, output, k
+
+
+def bpu_one_timestep(matrix: sp.csr_matrix, inject_idx: np.ndarray, output_idx: np.ndarray, k: int) -> np.ndarray:
+    """Benchmark section 8.1 for one timestep from h = 0: inject ones into ``inject_idx`` at the first of K
+    microsteps, h <- ReLU(W h + inject), then K - 1 times h <- ReLU(W h); return h on the output neurons."""
+    w = matrix.astype(np.float64)
+    h = np.zeros(matrix.shape[0])
+    inject = np.zeros_like(h)
+    inject[inject_idx] = 1.0
+    h = np.maximum(w @ h + inject, 0.0)
+    for _ in range(k - 1):
+        h = np.maximum(w @ h, 0.0)
+    return h[output_idx]
+
+
+@pytest.mark.parametrize("copies, density", [(2, 0.005), (4, 0.002), (4, 0.01)])
+def test_sensory_injection_reaches_the_output_pool_signed_and_unsigned(tmp_path, copies, density):
+    """Regression: with GABAergic rings as the only sensory neurons, the signed primary matrix left the output
+    pool at exactly 0 for every input, so every model predicted its output bias."""
+    write_synthetic_cx(tmp_path, copies=copies, seed=0, background_density=density)
+    kind, signed, signs, types, sensory, output, k = primary_inputs(tmp_path, "auto")
+    assert kind == "signed"  # every neuron is labelled, so `auto` uses the signed matrix
+    assert set(types[sensory]) == {"ER_ring", "LNO_velocity"} and set(types[output]) == {"PFL3"}
+    assert 3 <= k <= 8
+
+    # Inhibition is still there: every ring and Delta7 column is negative, and there are such columns.
+    csc = signed.tocsc()
+    for inhibitory in ("ER_ring", "Delta7"):
+        columns = np.flatnonzero(types == inhibitory)
+        assert signs[columns].tolist() == [-1] * columns.size
+        values = np.concatenate([csc[:, c].data for c in columns])
+        assert values.size and (values < 0).all(), inhibitory
+
+    active = bpu_one_timestep(signed, sensory, output, k) > 0
+    assert active.mean() > 0.5, f"signed: only {active.mean():.0%} of the output neurons active after K={k}"
+    # The mechanism: the rings alone cannot drive a ReLU core without tonic input, the LNO neurons can.
+    assert not (bpu_one_timestep(signed, sensory[types[sensory] == "ER_ring"], output, k) > 0).any()
+    assert (bpu_one_timestep(signed, sensory[types[sensory] == "LNO_velocity"], output, k) > 0).mean() > 0.5
+
+    kind, unsigned, _, _, sensory_u, output_u, k_u = primary_inputs(tmp_path, "force_unsigned")
+    assert kind == "unsigned" and (unsigned.data > 0).all()
+    np.testing.assert_array_equal(sensory_u, sensory)
+    active = bpu_one_timestep(unsigned, sensory_u, output_u, k_u) > 0
+    assert active.mean() > 0.5, f"unsigned: only {active.mean():.0%} of the output neurons active after K={k_u}"
 
 
 @pytest.mark.parametrize("kwargs, key", [({"copies": 0}, "copies"), ({"background_density": 0.7},

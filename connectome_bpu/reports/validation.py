@@ -130,7 +130,8 @@ def _edge_direction_check(unsigned: sp.csr_matrix, body_ids: np.ndarray, connect
     known[known] &= (body_ids[pre[known]] == sample["bodyId_pre"].to_numpy()[known]) & \
                     (body_ids[post[known]] == sample["bodyId_post"].to_numpy()[known])
     present = np.zeros(len(sample), dtype=bool)
-    present[known] = np.asarray(unsigned[post[known], pre[known]]).ravel() != 0
+    if known.any():
+        present[known] = np.asarray(unsigned[post[known], pre[known]]).ravel() != 0
     return check(len(sample) > 0 and present.all(),
                  f"edge direction is W_rec[post_index, pre_index] across {int(present.sum())}/{len(sample)} sampled edges")
 
@@ -148,8 +149,8 @@ def control_validation_lines(graph_dir: str | Path, control_paths: dict[tuple[st
         lines.append(Note("the primary matrix is signed but no Dale-preserving control was requested "
                           "(set controls.dale: true)", label="WARNING"))
     if not signed and any(is_dale(name) for name in names):
-        lines.append(Note("the primary matrix is unsigned, so each Dale-preserving control is drawn from the same "
-                          "distribution as its plain counterpart (every neuron counts as excitatory)"))
+        lines.append(Note("the primary matrix is unsigned, so each Dale-preserving control is the same matrix as "
+                          "its plain counterpart (every neuron counts as excitatory): they are redundant"))
     for (name, seed), path in sorted(control_paths.items()):
         lines.extend(validate_control(path, primary.matrix, name=name, seed=seed, rho_target=rho_target,
                                       neuron_signs=primary.signs_for_controls,

@@ -6,24 +6,53 @@ integration. The tables are written in exactly the export schema of a neuPrint d
 section 2), so every later stage treats them like real data; the ``instance`` strings start with
 "synthetic" and ``provenance.json`` says ``synthetic: true`` so nobody mistakes them for a connectome.
 
-One copy (a "module") has ``NEURONS_PER_COPY`` = 120 neurons on ``N_WEDGES`` = 8 heading angles:
+One copy (a "module") has ``NEURONS_PER_COPY`` = 128 neurons on ``N_WEDGES`` = 8 heading angles:
 
-======== ===== ==== ========================================================================
-type     count NT   wiring (ROI of the synapses)
-======== ===== ==== ========================================================================
-ER_ring  16    GABA input: most synapses onto it lie outside the CX (``BU``); inhibits EPG
-                    with a (1 - cos) profile around its preferred angle (EB)
-EPG      16    ACh  one per wedge and side; -> PEN, PEG, Delta7, PFNd, PFL3 (PB); EPG L<->R (EB)
-PEN      16    ACh  EPG -> PEN in PB; PEN_L projects back to EPG one wedge clockwise (+1), PEN_R
-                    one wedge anticlockwise (-1) (EB): the angular-velocity shift of a ring attractor
-PEG      8     ACh  EPG -> PEG (PB) -> EPG same wedge (EB): bump-sustaining positive feedback
-Delta7   16    Glu  EPG -> Delta7 (PB); Delta7 inhibits EPG, PEN and PFNd with a (1 - cos) profile
-PFNd     16    ACh  EPG -> PFNd (PB); PFNd -> hDeltaB shifted by +/-1 column, -> PFL3, FC2 (FB)
-hDeltaB  8     ACh  PFNd -> hDeltaB -> FC2 and PFL3 half a turn away (FB)
-FC2      8     ACh  PFNd, hDeltaB -> FC2 -> PFL3 same column (FB)
-PFL3     16    ACh  output: EPG heading (PB, shifted by +/-1) and FB columns in; most of its output
-                    synapses lie outside the CX (``LAL``)
-======== ===== ==== ========================================================================
+============ ===== ==== ====================================================================
+type         count NT   wiring (ROI of the synapses)
+============ ===== ==== ====================================================================
+ER_ring      16    GABA input: most synapses onto it lie outside the CX (``BU``); inhibits EPG
+                        with a (1 - cos) profile around its preferred angle (EB)
+LNO_velocity 8     ACh  input, ``N_LNO_PER_SIDE`` = 4 per side: most synapses onto it lie outside the
+                        CX (``LAL``); excites the same-side PFNd (strong) and PEN (medium) (NO)
+EPG          16    ACh  one per wedge and side; -> PEN, PEG, Delta7, PFNd, PFL3 (PB); EPG L<->R (EB)
+PEN          16    ACh  EPG -> PEN in PB, LNO -> PEN in NO; PEN_L projects back to EPG one wedge
+                        clockwise (+1), PEN_R one wedge anticlockwise (-1) (EB): the angular-velocity
+                        shift of a ring attractor
+PEG          8     ACh  EPG -> PEG (PB) -> EPG same wedge (EB): bump-sustaining positive feedback
+Delta7       16    Glu  EPG -> Delta7 (PB); Delta7 inhibits EPG, PEN and PFNd with a (1 - cos) profile
+PFNd         16    ACh  EPG -> PFNd (PB), LNO -> PFNd (NO); PFNd -> hDeltaB shifted by +/-1 column,
+                        -> PFL3, FC2 (FB)
+hDeltaB      8     ACh  PFNd -> hDeltaB -> FC2 and PFL3 half a turn away (FB)
+FC2          8     ACh  PFNd, hDeltaB -> FC2 -> PFL3 same column (FB)
+PFL3         16    ACh  output: EPG heading (PB, shifted by +/-1) and FB columns in; most of its output
+                        synapses lie outside the CX (``LAL``)
+============ ===== ==== ====================================================================
+
+Why the LNO neurons are there (the excitatory sensory path)
+------------------------------------------------------------
+The BPU core (benchmark section 8.1) has no bias, leak or tonic drive: h starts at 0, the adapter
+injects ``W_in u + b_in`` into the *sensory* neurons at the first microstep only, and every microstep
+is ``h <- ReLU(W h (+ injection))``. A neuron can therefore only become active if an *excitatory*
+presynaptic partner is active. The ring neurons are GABAergic, so under the signed matrix (the ``auto``
+policy picks it, because every synthetic neuron carries a transmitter label) all their columns are
+negative: whatever the adapter injects into them can only push their targets below zero, ReLU clamps
+those to 0, and nothing downstream ever fires. With rings as the only sensory neurons the output pool
+stayed exactly 0, every model collapsed to its output bias, and the connectome, ``no_recurrence`` and
+every Dale-preserving control scored identically - a positive control that controls nothing.
+
+Real flies do not rely on the ring neurons alone either: self-motion (angular and translational
+velocity) reaches the CX through excitatory noduli input neurons (LNO, GLNO, LCNO families) that
+receive their input in the LAL/CRE and synapse in the noduli onto PFN and PEN neurons. ``LNO_velocity``
+plays that role here: cholinergic, most input outside the CX (so the ordinary threshold rule of
+benchmark section 3.1 makes them sensory, like the rings), and a same-side projection onto PFNd and
+PEN in NO. That gives an all-excitatory route from the sensory pool to the output pool within a few
+hops - LNO -> PFNd -> PFL3 (2), LNO -> PFNd -> hDeltaB/FC2 -> PFL3 (3), LNO -> PEN -> EPG -> PFL3 (3) -
+so injected activity survives the ReLU under the signed matrix. The ring neurons keep their role: they
+cannot drive anything on their own, but they sculpt the EPG activity that the LNO -> PEN -> EPG path
+(and the EPG/PEN/PEG loops) create, with inhibition opposite to their preferred angle; Delta7 adds the
+cosine-shaped recurrent inhibition. Under ``force_unsigned`` every column is positive and both input
+families excite the core.
 
 Synapse counts are lognormal (integers >= 1, stronger classes have larger medians, profiles scale
 them); ``background_density`` adds sparse random edges between any two distinct neurons, and EPGs of
@@ -31,10 +60,10 @@ neighbouring copies are weakly coupled so several copies form one connected grap
 
 Pools are *not* labelled here. ``roi_counts.csv`` is made consistent with ``connections.csv`` (every
 edge lies in one primary ROI; a neuron's in-CX ``pre``/``post`` is the sum of its assigned edge weights)
-and only the ring neurons get extra input synapses outside the CX and only the PFL3 neurons extra output
-synapses outside it. The ordinary region pool rule (benchmark section 3.1) then finds ring neurons
-input-dominated (sensory), PFL3 neurons output-dominated (output) and everything else a near tie with no
-family match (internal).
+and only the ring and LNO neurons get extra input synapses outside the CX and only the PFL3 neurons extra
+output synapses outside it. The ordinary region pool rule (benchmark section 3.1) then finds ring and LNO
+neurons input-dominated (sensory, by the threshold rule), PFL3 neurons output-dominated (output) and
+everything else a near tie with no family match (internal).
 """
 
 from __future__ import annotations
@@ -52,9 +81,11 @@ from . import write_export_set
 
 PRIMARY_ROIS = ("EB", "PB", "FB", "NO")
 INPUT_ROI = "BU"    # where ring neurons receive their (simulated) visual input, outside the CX
+SELF_MOTION_ROI = "LAL"  # where LNO neurons receive their (simulated) self-motion input, outside the CX
 OUTPUT_ROI = "LAL"  # where PFL3 neurons send their (simulated) steering output, outside the CX
 N_WEDGES = 8
 N_RING = 16
+N_LNO_PER_SIDE = 4
 # Body ids are far above 2**53 (like FlyWire's 18-digit root ids), so any pass through float64 or int32
 # anywhere downstream corrupts them visibly. Copies sit 2**32 apart: int32 truncation makes them collide.
 BODY_ID_BASE = 10**18
@@ -64,7 +95,7 @@ COPY_ID_STRIDE = 2**32
 _MEDIAN = {"strong": 10.0, "medium": 5.0, "weak": 2.5, "coupling": 2.0, "background": 1.5}
 _SIGMA = 0.5
 _BACKGROUND_SIGMA = 0.6
-# Outside-CX share of a ring neuron's input (of a PFL3 neuron's output) is drawn from this range; the
+# Outside-CX share of a ring or LNO neuron's input (of a PFL3 neuron's output) is drawn from this range; the
 # partner-synapse floor keeps it there even for a neuron with few in-CX synapses.
 _OUTSIDE_SHARE = (0.60, 0.85)
 _OUTSIDE_PARTNER_MEDIAN = 40.0
@@ -73,6 +104,7 @@ _DELTA7_PROFILE_MIN = 0.30   # Delta7 -> target edges likewise
 
 _CELL_TYPES = (  # (type, transmitter, number per copy, layout)
     ("ER_ring", "GABA", N_RING, "ring"),
+    ("LNO_velocity", "ACh", 2 * N_LNO_PER_SIDE, "bilateral"),
     ("EPG", "ACh", 2 * N_WEDGES, "sided"),
     ("PEN", "ACh", 2 * N_WEDGES, "sided"),
     ("PEG", "ACh", N_WEDGES, "column"),
@@ -138,6 +170,8 @@ def _opposite_side(a: dict, b: dict) -> np.ndarray:
 
 _RULES = (
     _Rule("ER_ring", "EPG", "EB", "strong", _profile(_RING_PROFILE_MIN)),
+    _Rule("LNO_velocity", "PFNd", "NO", "strong", _same("side")),
+    _Rule("LNO_velocity", "PEN", "NO", "medium", _same("side")),
     _Rule("EPG", "EPG", "EB", "weak", _opposite_side),
     _Rule("EPG", "PEN", "PB", "strong", _same_wedge_and_side),
     _Rule("PEN", "EPG", "EB", "strong", _shifted_by_pre_side),
@@ -166,6 +200,9 @@ def _template() -> pd.DataFrame:
         if layout == "ring":
             wedge, side, theta = np.full(count, -1), np.full(count, -1), 2 * np.pi * k / count
             suffix = [f"a{i:02d}" for i in k]
+        elif layout == "bilateral":  # no heading angle: half of the cells per side
+            wedge, side, theta = np.full(count, -1), k // (count // 2), np.zeros(count)
+            suffix = [f"{_SIDES[s]}{i}" for s, i in zip(side, k % (count // 2))]
         else:
             wedge = k % N_WEDGES
             side = k // N_WEDGES if layout == "sided" else np.full(count, -1)
@@ -261,7 +298,7 @@ def generate_synthetic_cx(*, copies: int, seed: int, background_density: float
         pd.DataFrame({"index": synapses["pre"], "roi": synapses["roi"], "pre": synapses["weight"], "post": 0}),
         pd.DataFrame({"index": synapses["post"], "roi": synapses["roi"], "pre": 0, "post": synapses["weight"]}),
     ]).groupby(["index", "roi"], as_index=False)[["pre", "post"]].sum()
-    # ... plus the synapses with partners outside the CX: input for ring neurons, output for PFL3 neurons.
+    # ... plus the synapses with partners outside the CX: input for ring and LNO neurons, output for PFL3.
     outside = _outside_synapses(rng, in_cx, types, n)
     roi_rows = pd.concat([in_cx, outside], ignore_index=True).sort_values(["index", "roi"], ignore_index=True)
 
@@ -287,12 +324,13 @@ def generate_synthetic_cx(*, copies: int, seed: int, background_density: float
 
 
 def _outside_synapses(rng: np.random.Generator, in_cx: pd.DataFrame, types: np.ndarray, n: int) -> pd.DataFrame:
-    """Extra roi rows outside the CX so that a share in ``_OUTSIDE_SHARE`` of the ring neurons' input (and
-    of the PFL3 neurons' output) lies outside the primary ROIs: outside = ceil((in_cx + partners) * s / (1 - s)).
+    """Extra roi rows outside the CX so that a share in ``_OUTSIDE_SHARE`` of the ring and LNO neurons' input
+    (and of the PFL3 neurons' output) lies outside the primary ROIs: outside = ceil((in_cx + partners) * s / (1 - s)).
     """
     totals = in_cx.groupby("index")[["pre", "post"]].sum().reindex(np.arange(n), fill_value=0)
     parts = []
-    for cell_type, roi, side in (("ER_ring", INPUT_ROI, "post"), ("PFL3", OUTPUT_ROI, "pre")):
+    for cell_type, roi, side in (("ER_ring", INPUT_ROI, "post"), ("LNO_velocity", SELF_MOTION_ROI, "post"),
+                                 ("PFL3", OUTPUT_ROI, "pre")):
         index = np.flatnonzero(types == cell_type)
         share = rng.uniform(*_OUTSIDE_SHARE, size=index.size)
         partners = _lognormal_counts(rng, _OUTSIDE_PARTNER_MEDIAN, _SIGMA, index.size)
@@ -327,12 +365,13 @@ def write_synthetic_cx(out_dir: str | Path, *, copies: int, seed: int, backgroun
         "parameters": {"copies": copies, "seed": seed, "background_density": background_density},
         "description": (
             "SYNTHETIC DATA, not a measured connectome: a procedurally generated, central-complex-inspired "
-            "ring-attractor network (ring GABA inputs with most input outside the CX, EPG wedges, PEN +/-1 "
-            "shift neurons, PEG, Delta7 cosine inhibition, PFNd/hDeltaB/FC2 fan-shaped-body columns, PFL3 "
-            "outputs with most output outside the CX), lognormal synapse counts, sparse random background "
+            "ring-attractor network (ring GABA inputs and LNO-like ACh self-motion inputs onto PFNd/PEN in "
+            "the noduli, both with most input outside the CX, EPG wedges, PEN +/-1 shift neurons, PEG, "
+            "Delta7 cosine inhibition, PFNd/hDeltaB/FC2 fan-shaped-body columns, PFL3 outputs with most "
+            "output outside the CX), lognormal synapse counts, sparse random background "
             "edges and weak coupling between copies. Pools come from the ordinary region pool rule."),
         "primary_rois": list(PRIMARY_ROIS),
-        "outside_rois": {"input": INPUT_ROI, "output": OUTPUT_ROI},
+        "outside_rois": {"input": INPUT_ROI, "self_motion_input": SELF_MOTION_ROI, "output": OUTPUT_ROI},
         "body_id_base": BODY_ID_BASE,
         "counts": summary,
     }
