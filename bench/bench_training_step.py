@@ -156,9 +156,9 @@ def bench_cx(device: torch.device, reps: int) -> None:
     auto = choose_runtime(n, W.nnz, device, "auto")
     rows = []
 
-    def project(runtime):
+    def project(runtime, train_mode="frozen"):
         return BPU(W, sensory, output, K=K, input_dim=d_in, output_dim=d_out, runtime=runtime,
-                   device=device, dense_max_neurons=20000)
+                   train_mode=train_mode, device=device, dense_max_neurons=20000)
 
     def reference(dense):
         return ReferenceStyleBPU(W, sensory, output, K=K, d_in=d_in, d_out=d_out, dense=dense,
@@ -166,7 +166,9 @@ def bench_cx(device: torch.device, reps: int) -> None:
 
     cases = [
         ("project sparse CSR (N,B)", lambda: project("sparse"), reps, 2),
-        (f"project auto (-> {auto})", None if auto == "sparse" else (lambda: project("auto")), reps, 2),
+        (f"project auto (-> {auto}{', = row 1' if auto == 'sparse' else ''})",
+         None if auto == "sparse" else (lambda: project("auto")), reps, 2),
+        ("project observed (trainable values)", lambda: project("auto", "observed"), max(2, reps // 2), 1),
         ("reference-style COO sparse.mm", lambda: reference(False), max(2, reps // 2), 1),
         ("reference-style dense h @ W.T", lambda: reference(True), max(2, reps // 2), 1),
     ]
@@ -177,7 +179,7 @@ def bench_cx(device: torch.device, reps: int) -> None:
         model = make()
         rows.append((label, time_train_step(model, u, target, r, warm, device)))
         del model
-    (coo_med, coo_min), (dense_med, dense_min) = rows[2][1], rows[3][1]
+    (coo_med, coo_min), (dense_med, dense_min) = rows[3][1], rows[4][1]
     print(f"{'runtime':34s} {'median s/step':>13s} {'vs ref COO':>10s} {'vs ref dense':>12s}"
           f" {'min s/step':>10s} {'vs ref COO':>10s} {'vs ref dense':>12s}")
     for label, (med, low) in rows:

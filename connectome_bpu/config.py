@@ -68,7 +68,7 @@ def _describe(schema: dict) -> str:
     kind = schema.get("type")
     if kind == "array" and "$ref" in schema.get("items", {}):
         return "a list of model names (see schemas/config.schema.yaml)"
-    return {"null": "null", "boolean": "true or false", "array": "a list"}.get(kind, f"a {kind}")
+    return {"null": "null", "boolean": "true or false", "array": "a list", "object": "a mapping"}.get(kind, f"a {kind}")
 
 
 def _format_error(error: jsonschema.ValidationError) -> str:

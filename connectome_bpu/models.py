@@ -139,9 +139,9 @@ class BPU(nn.Module):
         with the injection added in place on the first microstep. A state known to be zero
         (sequence start, or every step with ``reset_each_step``) skips the product W @ 0.
         """
-        if u.dim() != 3 or u.shape[2] != self.W_in.shape[1]:
+        if u.dim() != 3 or u.shape[1] == 0 or u.shape[2] != self.W_in.shape[1]:
             raise BPUInputError(
-                f"BPU input: expected shape (B, T, {self.W_in.shape[1]}), got {tuple(u.shape)}"
+                f"BPU input: expected shape (B, T >= 1, {self.W_in.shape[1]}), got {tuple(u.shape)}"
             )
         batch, steps, d_in = u.shape
         step = self.recurrent.step_fn()

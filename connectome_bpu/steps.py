@@ -26,7 +26,11 @@ from .reports.checks import render_report
 from .reports.validation import (bpu_validation_lines, control_paths_by_key, control_validation_lines,
                                  data_validation_lines, model_surface_lines, preamble, split_lines,
                                  training_comparability_lines)
+from .sources import promote_cached_exports
+from .sources.download import ExpectedFile, fetch
+from .sources.flywire import file_url, write_flywire_exports
 from .sources.local import import_local_exports
+from .sources.neuprint_source import fetch_neuprint_exports, resolve_token
 from .sources.synthetic_cx import write_synthetic_cx
 
 LOG = logging.getLogger(__name__)
@@ -38,14 +42,38 @@ def _json(path: str | Path) -> dict:
 
 
 def acquire_step(smk: Any) -> dict:
+    if smk.rule == "flywire_file":
+        return _flywire_file(smk)
     out_dir = Path(smk.output.provenance).parent
     if smk.rule == "synthetic_cx":
         summary = write_synthetic_cx(out_dir, copies=smk.params.copies, seed=smk.params.seed,
                                      background_density=smk.params.background_density)
-    else:
+    elif smk.rule == "local_exports":
         summary = import_local_exports(smk.params.source_dir, out_dir, primary_rois=smk.params.primary_rois)
+    elif smk.rule == "neuprint_download":
+        summary = fetch_neuprint_exports(out_dir, connectome=smk.params.connectome, server=smk.params.server,
+                                         dataset=smk.params.dataset, rois=list(smk.params.rois),
+                                         token=resolve_token())
+    elif smk.params.source == "neuprint":
+        summary = promote_cached_exports(Path(smk.input[0]).parent, out_dir)
+    else:
+        paths = {Path(p).name: Path(p) for p in smk.input}
+        summary = write_flywire_exports(out_dir, smk.params.connectome, paths, release=smk.params.release,
+                                        base_url=smk.config["flywire"]["base_url"],
+                                        nt_confidence=smk.params.nt_confidence)
     LOG.info("exports written to %s: %s", out_dir, summary)
     return summary
+
+
+def _flywire_file(smk: Any) -> dict:
+    """One release file into the shared cache; the URL is read from config (a mirror is not a new file)."""
+    dest = Path(smk.output[0])
+    expected = ExpectedFile(dest.name, smk.params.expected["bytes"], smk.params.expected["md5"])
+    download = smk.config["flywire"]["download"]
+    fetch(file_url(smk.config["flywire"]["base_url"], dest.name), dest, expected, retries=download["retries"],
+          backoff_seconds=download["backoff_seconds"], timeout=download["timeout_seconds"])
+    LOG.info("%s verified (%d bytes, md5 %s)", dest, expected.size, expected.md5)
+    return {"file": str(dest)}
 
 
 def graph_step(smk: Any) -> None:

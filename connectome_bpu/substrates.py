@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BPUInputError
 
 
 @dataclass(frozen=True)
@@ -38,18 +37,8 @@ KINDS = {
                                            "FlyWire release 783 mushroom body (Zenodo)"),
 }
 
-# Sources whose acquisition rules exist in this version of the workflow.
-AVAILABLE_SOURCES = ("synthetic", "local")
-
-
 def substrate_kind(config: dict[str, Any]) -> SubstrateKind:
-    kind = KINDS[config["connectome"]]
-    if kind.source not in AVAILABLE_SOURCES:
-        raise BPUInputError(
-            f"config key 'connectome' has value {config['connectome']!r}: its {kind.source} download rules are not "
-            f"part of this version yet. Use connectome=synthetic_cx, or export the data yourself and run "
-            f"connectome=local local_exports=/path/to/export primary_rois='[...]'.")
-    return kind
+    return KINDS[config["connectome"]]
 
 
 def primary_rois(config: dict[str, Any]) -> list[str]:

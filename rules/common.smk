@@ -1,18 +1,40 @@
 # Paths, wildcard constraints and the lists the DAG enumerates, all derived from the validated config.
+import os
 import re
 
 from connectome_bpu import config as cfg
-from connectome_bpu.provenance import code_hash
 from connectome_bpu.errors import BPUInputError
+from connectome_bpu.provenance import code_hash
 from connectome_bpu.substrates import is_synthetic, primary_rois, substrate_kind
 from connectome_bpu.tasks import TaskSpec
 
-try:
-    KIND = substrate_kind(config)
-except BPUInputError as error:
-    raise WorkflowError(str(error)) from None
-
+KIND = substrate_kind(config)
 RESULTS = config["results_dir"]
+RESOURCES = config["resources_dir"]
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+# Download caches: one entry per source and release (or server and dataset), shared by every run.
+NEUPRINT_CACHE = (f"{RESOURCES}/neuprint/{_slug(config['neuprint']['server'])}/"
+                  f"{_slug(config['neuprint']['dataset'])}/{config['connectome']}")
+FLYWIRE_CACHE = f"{RESOURCES}/flywire/{config['flywire']['release']}"
+if KIND.source == "zenodo":
+    from connectome_bpu.sources.flywire import release_files
+
+    FLYWIRE_FILES = {name: {"bytes": f.size, "md5": f.md5}
+                     for name, f in release_files(config["flywire"]["release"], config["flywire"]["files"]).items()}
+if KIND.source == "neuprint" and not os.path.exists(f"{NEUPRINT_CACHE}/provenance.json"):
+    # Fail in seconds, before any job, rather than after the graph-independent jobs have run.
+    from connectome_bpu.sources.neuprint_source import resolve_token
+
+    try:
+        resolve_token()
+    except BPUInputError as error:
+        raise WorkflowError(f"connectome={config['connectome']} reads {config['neuprint']['dataset']} from "
+                            f"{config['neuprint']['server']} and needs a neuPrint token.\n{error}") from None
 SUBSTRATE = cfg.substrate_name(config)
 PRIMARY_ROIS = primary_rois(config)
 MODELS = cfg.resolved_models(config)
@@ -31,7 +53,8 @@ SPECTRAL = {
 # Each rule therefore carries, as a param, a hash of the package modules that determine its output,
 # so editing one of them reruns exactly the artifacts it can change (and nothing for gpu.py, say).
 CODE = {
-    "acquire": code_hash("sources/__init__.py", "sources/synthetic_cx.py", "sources/local.py", "exports.py"),
+    "acquire": code_hash("sources/__init__.py", "sources/synthetic_cx.py", "sources/local.py", "exports.py",
+                         "sources/neuprint_source.py", "sources/flywire.py", "sources/download.py"),
     "graph": code_hash("graph.py", "pools.py", "signs.py", "spectral.py", "depth.py", "exports.py"),
     "controls": code_hash("controls.py", "spectral.py", "graph.py", "signs.py"),
     "tasks": code_hash("tasks.py"),
@@ -46,6 +69,7 @@ CODE = {
 wildcard_constraints:
     substrate=re.escape(SUBSTRATE),
     seed=r"\d+",
+    flywire_file=r"proofread_[a-z_]+\.(npy|feather)",
     control="|".join(cfg.SHUFFLE_CONTROLS + tuple(c + cfg.DALE_SUFFIX for c in cfg.SHUFFLE_CONTROLS)
                      + ("no_recurrence",)),
     task_variant=re.escape(TASK_VARIANT),

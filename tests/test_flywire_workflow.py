@@ -1,0 +1,109 @@
+"""flywire_whole end to end: a loopback Zenodo stand-in -> download -> exports -> graph -> training."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pytest
+
+from conftest import job_counts, run_snakemake, write_config
+
+pytestmark = pytest.mark.workflow
+RELEASE = "tiny"
+
+
+def make_release(directory: Path, n: int = 400, edges: int = 6000, seed: int = 0) -> dict:
+    """A small FlyWire-like release: 18-digit root ids (stored as uint64) and a per-neuropil table."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(np.arange(720575940600000000, 720575940600000000 + 10 * n, dtype=np.uint64), n,
+                             replace=False))
+    np.save(directory / f"proofread_root_ids_{RELEASE}.npy", ids)
+    pre, post = rng.integers(0, n, edges), rng.integers(0, n, edges)
+    keep = pre != post
+    pre, post = pre[keep], post[keep]
+    nts = rng.dirichlet(np.ones(6), size=len(pre)).astype(np.float32)
+    table = pa.table({
+        "pre_pt_root_id": pa.array(ids[pre].astype(np.int64)), "post_pt_root_id": pa.array(ids[post].astype(np.int64)),
+        "neuropil": pa.array(rng.choice(["FB", "EB", "MB_CA_L", "LAL_R"], len(pre))),
+        "syn_count": pa.array(rng.integers(1, 30, len(pre)).astype(np.int32)),
+        **{f"{nt}_avg": pa.array(nts[:, i]) for i, nt in enumerate(("gaba", "ach", "glut", "oct", "ser", "da"))},
+    })
+    feather.write_feather(table, directory / f"proofread_connections_{RELEASE}.feather")
+    return {p.name: {"bytes": p.stat().st_size, "md5": hashlib.md5(p.read_bytes()).hexdigest()}
+            for p in directory.iterdir()}
+
+
+class CountingHandler(SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        CountingHandler.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def zenodo(tmp_path: Path):
+    served = tmp_path / "served"
+    served.mkdir()
+    files = make_release(served)
+    CountingHandler.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(CountingHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", files
+    server.shutdown()
+
+
+def test_flywire_whole_from_loopback_server_through_training(tmp_path: Path, zenodo):
+    base_url, files = zenodo
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    write_config(workdir, {"connectome": "flywire_whole", "models": None, "comparison": "default",
+                           "flywire": {"release": RELEASE, "base_url": base_url, "files": files,
+                                       "download": {"retries": 2, "backoff_seconds": 0.01, "timeout_seconds": 10}}})
+    plan = job_counts(run_snakemake(workdir, "-n").stdout)
+    assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1 and plan["train_model"] > 0
+    run_snakemake(workdir)
+    run = workdir / "results/flywire_whole/runs/cx_polar_bump_bins32/frozen"
+    by_seed = (run / "metrics_by_seed.csv").read_text()
+    for model in ("connectome_bpu", "random", "weight_shuffle", "mean_predictor"):
+        assert f",{model}," in by_seed
+    provenance = json.loads((workdir / "results/flywire_whole/exports/provenance.json").read_text())
+    assert provenance["source"] == "zenodo" and provenance["release"] == RELEASE
+    metadata = json.loads((workdir / "results/flywire_whole/graph/graph_metadata.json").read_text())
+    assert metadata["primary_rois"] == ["whole_brain"] and metadata["N"] == 400
+    assert "FAIL" not in (run / "reports/bpu_validation.md").read_text()
+    assert len([r for r in CountingHandler.requests if "proofread" in r]) == 2
+    # Cached downloads are ancient: a newer timestamp does not make anything stale.
+    for name in files:
+        os.utime(workdir / "resources/flywire" / RELEASE / name)
+    assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
+
+
+@pytest.mark.parametrize("connectome", ["hemibrain_cx", "hemibrain_mushroom_body"])
+def test_neuprint_substrate_without_token_stops_at_once(workdir: Path, connectome: str, monkeypatch):
+    monkeypatch.delenv("NEUPRINT_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.delenv("NEUPRINT_TOKEN", raising=False)
+    proc = run_snakemake(workdir, "--config", f"connectome={connectome}", check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "NEUPRINT_APPLICATION_CREDENTIALS" in output and "NEUPRINT_TOKEN" in output
+    assert not (workdir / "results").exists()
+
+
+def test_flywire_plan_lists_download_and_downstream_jobs(workdir: Path):
+    plan = job_counts(run_snakemake(workdir, "-n", "--config", "connectome=flywire_whole", "models=null").stdout)
+    assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1
+    assert {"pools", "matrices", "k_estimate", "control", "train_model", "summary", "figure"} <= set(plan)
