@@ -85,6 +85,9 @@ def coerce_command_line_values(value: Any, schema: dict) -> Any:
     back into the numbers or booleans the schema asks for; anything else is left for validation."""
     kinds = schema.get("type")
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    kinds |= {alternative.get("type") for alternative in schema.get("anyOf", [])}
+    if isinstance(value, str) and "null" in kinds and value.strip().lower() in ("null", "none", "~"):
+        return None
     if isinstance(value, dict):
         props = schema.get("properties", {})
         return {k: coerce_command_line_values(v, props.get(k, {})) for k, v in value.items()}

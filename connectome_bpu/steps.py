@@ -60,7 +60,8 @@ def acquire_step(smk: Any) -> dict:
         paths = {Path(p).name: Path(p) for p in smk.input}
         summary = write_flywire_exports(out_dir, smk.params.connectome, paths, release=smk.params.release,
                                         base_url=smk.config["flywire"]["base_url"],
-                                        nt_confidence=smk.params.nt_confidence)
+                                        nt_confidence=smk.params.nt_confidence,
+                                        overrides=smk.config["flywire"]["files"])
     LOG.info("exports written to %s: %s", out_dir, summary)
     return summary
 

@@ -69,7 +69,7 @@ CODE = {
 wildcard_constraints:
     substrate=re.escape(SUBSTRATE),
     seed=r"\d+",
-    flywire_file=r"proofread_[a-z_]+\.(npy|feather)",
+    flywire_file=r"proofread_[A-Za-z0-9_.-]+\.(npy|feather)",
     control="|".join(cfg.SHUFFLE_CONTROLS + tuple(c + cfg.DALE_SUFFIX for c in cfg.SHUFFLE_CONTROLS)
                      + ("no_recurrence",)),
     task_variant=re.escape(TASK_VARIANT),

@@ -107,3 +107,29 @@ def test_flywire_plan_lists_download_and_downstream_jobs(workdir: Path):
     plan = job_counts(run_snakemake(workdir, "-n", "--config", "connectome=flywire_whole", "models=null").stdout)
     assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1
     assert {"pools", "matrices", "k_estimate", "control", "train_model", "summary", "figure"} <= set(plan)
+
+
+def test_hemibrain_exports_download_once_into_the_shared_cache(tmp_path: Path, monkeypatch):
+    """neuPrint through the real workflow: a TLS stand-in server, the token from NEUPRINT_TOKEN only."""
+    from fake_neuprint import FakeNeuprint
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with FakeNeuprint(token="workflow-token") as fake:
+        for name, value in fake.client_environment(tmp_path).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("NEUPRINT_APPLICATION_CREDENTIALS", raising=False)
+        monkeypatch.setenv("NEUPRINT_TOKEN", "workflow-token")
+        write_config(workdir, {"connectome": "hemibrain_cx", "neuprint": {"server": fake.url}})
+        target = "results/hemibrain_cx/exports/connections.csv"
+        run_snakemake(workdir, target)
+        cached = list((workdir / "resources/neuprint").rglob("provenance.json"))
+        assert len(cached) == 1 and "hemibrain_v1.2.1" in str(cached[0])
+        provenance = json.loads((workdir / "results/hemibrain_cx/exports/provenance.json").read_text())
+        assert provenance["source"] == "neuprint" and provenance["cache_dir"] == str(cached[0].parent.resolve())
+        queries = len(fake.requests)
+        # The run's exports are rebuilt from the cache without asking the server (and without a token).
+        (workdir / target).unlink()
+        monkeypatch.delenv("NEUPRINT_TOKEN")
+        run_snakemake(workdir, target)
+        assert len(fake.requests) == queries

@@ -1,0 +1,194 @@
+"""FlyWire normalisation benchmark: time and peak memory of turning release 783-sized files into exports.
+
+Why: the real ``proofread_connections_783.feather`` has 16,847,997 rows (pre, post, neuropil) over
+139,255 proofread neurons, and the ``flywire_*`` export rule has to run on a 24 GiB machine. This script
+builds files of that size and measures what ``connectome_bpu.sources.flywire`` costs on them.
+
+The synthetic release: 139,255 distinct 18-digit root ids (saved as an int64 ``.npy``), 15,091,983
+distinct directed (pre, post) pairs drawn uniformly (the published aggregated edge count), spread over
+16,847,997 rows by giving enough pairs 2-4 distinct neuropils (of 78 names, the 8 MB ones included);
+``syn_count`` int32 >= 1, six float32 transmitter columns summing to 1, neuropil as a string column,
+written with pyarrow's Feather defaults (LZ4, 64 Ki-row record batches). Rows are shuffled, the worst
+case for the per-batch reduction (no pair repeats within a batch). Uniform pairs are not FlyWire's degree
+distribution, but the normalisation's cost depends on row and pair counts, not on the graph's shape.
+
+Every step runs in its own subprocess; its peak RSS (``os.wait4`` of that child, interpreter included)
+is reported beside its wall time. Steps:
+
+* ``baseline``: imports only (the RSS floor of every other step);
+* ``normalise_whole``: :func:`normalise_whole` (one streamed pass);
+* ``export_whole``: :func:`write_flywire_exports` for ``flywire_whole``: MD5 + sha256 of both files,
+  normalisation, and the CSVs + provenance written through ``write_export_set``;
+* ``normalise_mushroom_body``: :func:`normalise_mushroom_body` (two streamed passes).
+
+Usage: python bench/bench_flywire_normalise.py [--steps baseline,normalise_whole,...] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N_IDS = 139_255
+ROWS = 16_847_997
+PAIRS = 15_091_983
+N_NEUROPILS = 78
+RELEASE = "bench"
+STEPS = ("baseline", "normalise_whole", "export_whole", "normalise_mushroom_body")
+SEED = 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# child side
+# ---------------------------------------------------------------------------------------------------
+
+def _distinct(rng: np.random.Generator, high: int, count: int) -> np.ndarray:
+    """``count`` distinct integers in [0, high), in random order (draw, dedupe, top up)."""
+    values = np.empty(0, np.int64)
+    while values.size < count:
+        values = np.unique(np.concatenate([values, rng.integers(0, high, int((count - values.size) * 1.05) + 16)]))
+    return rng.permutation(values)[:count]
+
+
+def generate(folder: Path) -> str:
+    """Write the root ids, the connections file and the checksums the export step verifies against."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    from connectome_bpu.sources.download import md5_file
+    from connectome_bpu.sources.flywire import MB_NEUROPILS, TRANSMITTERS, connections_name, root_ids_name
+
+    rng = np.random.default_rng(SEED)
+    ids = np.sort(720575940_000_000_000 + _distinct(rng, 10**10, N_IDS))
+    roots = folder / root_ids_name(RELEASE)
+    np.save(roots, ids)
+
+    codes = _distinct(rng, N_IDS * N_IDS, PAIRS)
+    extra = ROWS - PAIRS
+    per_pair = rng.integers(2, 5, extra)                       # neuropils of a multi-neuropil pair
+    multi = int(np.searchsorted(np.cumsum(per_pair - 1), extra)) + 1
+    per_pair = per_pair[:multi]
+    per_pair[-1] -= int(np.sum(per_pair - 1)) - extra          # land exactly on ROWS
+    repeats = np.ones(PAIRS, np.int64)
+    repeats[:multi] = per_pair
+    row_pair = np.repeat(np.arange(PAIRS), repeats)
+    first_row = np.cumsum(repeats) - repeats
+    names = list(MB_NEUROPILS) + [f"NP{i:02d}_{'LR'[i % 2]}" for i in range(N_NEUROPILS - len(MB_NEUROPILS))]
+    start = rng.integers(0, N_NEUROPILS, PAIRS)
+    neuropil = (start[row_pair] + np.arange(ROWS) - first_row[row_pair]) % N_NEUROPILS   # distinct per pair
+    del first_row, start
+    order = rng.permutation(ROWS)
+    row_pair, neuropil = row_pair[order], neuropil[order].astype(np.int32)
+    del order
+    pair_code = codes[row_pair]
+    del row_pair, codes
+    columns = {
+        "pre_pt_root_id": ids[pair_code // N_IDS],
+        "post_pt_root_id": ids[pair_code % N_IDS],
+        "neuropil": pa.DictionaryArray.from_arrays(neuropil, pa.array(names)).dictionary_decode(),
+        "syn_count": np.maximum(1, rng.lognormal(0.7, 0.9, ROWS)).astype(np.int32),
+    }
+    del pair_code, neuropil
+    probabilities = rng.random((ROWS, len(TRANSMITTERS)), dtype=np.float32)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    for k, column in enumerate(TRANSMITTERS):
+        columns[column] = probabilities[:, k].copy()
+    del probabilities
+    connections = folder / connections_name(RELEASE)
+    feather.write_feather(pa.table(columns), connections)
+    checksums = {path.name: {"bytes": path.stat().st_size, "md5": md5_file(path)} for path in (roots, connections)}
+    (folder / "checksums.json").write_text(json.dumps(checksums))
+    return (f"{N_IDS:,} ids, {ROWS:,} rows, {PAIRS:,} pairs ({multi:,} with 2-4 neuropils); feather "
+            f"{connections.stat().st_size / 2**20:.0f} MiB")
+
+
+def run_step(step: str, folder: Path) -> str:
+    """Run ``step`` on the files in ``folder``; return one JSON line with seconds and a description."""
+    from connectome_bpu.sources.flywire import (connections_name, normalise_mushroom_body, normalise_whole,
+                                                root_ids_name, write_flywire_exports)
+
+    roots, connections = folder / root_ids_name(RELEASE), folder / connections_name(RELEASE)
+    start = time.perf_counter()
+    if step == "generate":
+        info = generate(folder)
+    elif step == "baseline":
+        info = "imports only"
+    elif step in ("normalise_whole", "normalise_mushroom_body"):
+        normalise = normalise_whole if step == "normalise_whole" else normalise_mushroom_body
+        neurons, roi_counts, edges, stats = normalise(roots, connections)
+        info = (f"{len(neurons):,} neurons, {len(roi_counts):,} roi rows, {len(edges):,} edges, "
+                f"{stats['source_rows']:,} source rows")
+    elif step == "export_whole":
+        out = folder / "exports"
+        overrides = json.loads((folder / "checksums.json").read_text())
+        summary = write_flywire_exports(out, "flywire_whole", {roots.name: roots, connections.name: connections},
+                                        release=RELEASE, base_url="http://bench.invalid/files",
+                                        overrides=overrides)
+        sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.0f} MiB" for p in sorted(out.glob("*.csv")))
+        info = f"{summary['neurons']:,} neurons, {summary['connections']:,} edges; {sizes}"
+    else:
+        raise SystemExit(f"unknown step {step!r}; expected generate or one of {', '.join(STEPS)}")
+    return json.dumps({"seconds": time.perf_counter() - start, "info": info})
+
+
+# ---------------------------------------------------------------------------------------------------
+# parent side
+# ---------------------------------------------------------------------------------------------------
+
+def in_subprocess(step: str, folder: Path) -> tuple[dict, float]:
+    """(the step's JSON result, peak RSS of its process in MiB) via os.wait4 on that child only."""
+    child = subprocess.Popen([sys.executable, __file__, "--step", step, "--folder", str(folder)],
+                             stdout=subprocess.PIPE, text=True)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"step {step} failed with exit code {code}")
+    return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0   # Linux: KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of: " + ", ".join(STEPS))
+    parser.add_argument("--keep", help="generate into (or reuse) this directory instead of a temporary one")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        print(run_step(args.step, Path(args.folder)))
+        return
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        parser.error(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+
+    with tempfile.TemporaryDirectory(prefix="bench_flywire_") as scratch:
+        folder = Path(args.keep) if args.keep else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if not (folder / "checksums.json").exists():
+            steps.insert(0, "generate")
+        for step in steps:
+            load_before = os.getloadavg()[0]
+            result, rss = in_subprocess(step, folder)
+            rows.append((step, result["seconds"], rss, load_before, result["info"]))
+            print(f"{step}: {result['seconds']:.1f} s, {rss:.0f} MiB", file=sys.stderr, flush=True)
+
+    print(f"{os.cpu_count()} CPUs; 1-min load average before each step shown (the machine may be shared)")
+    print(f"{'step':<26} {'seconds':>9} {'peak RSS MiB':>13} {'load':>6}  notes")
+    for step, seconds, rss, load, info in rows:
+        print(f"{step:<26} {seconds:>9.1f} {rss:>13.0f} {load:>6.2f}  {info}")
+
+
+if __name__ == "__main__":
+    main()
