@@ -53,12 +53,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """The reading counterpart of :func:`write_json` (UTF-8), so every module parses JSON the same way."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """JSON with indent 2 and sorted keys (the reference's layout), numpy scalars converted."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

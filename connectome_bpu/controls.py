@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .atomic import _json_default, save_npz   # the package's one numpy-aware JSON encoder
+from .atomic import json_default, save_npz   # the package's one numpy-aware JSON encoder
 from .config import DALE_SUFFIX, SHUFFLE_CONTROLS, control_base, control_seed, is_dale
 from .errors import BPUInputError
 from .reports.checks import Check, check
@@ -443,7 +443,7 @@ def build_control(primary: sp.csr_matrix, name: str, seed: int, *, rho_target: f
 
 
 def _meta_array(meta: dict) -> np.ndarray:
-    return np.array(json.dumps(meta, sort_keys=True, default=_json_default))
+    return np.array(json.dumps(meta, sort_keys=True, default=json_default))
 
 
 def save_control(path, control: ControlMatrix, *, primary_sha256: str, extra_meta: dict | None = None) -> None:
@@ -608,7 +608,7 @@ def _count_checks(label: str, invariants: dict, primary_invariants: dict) -> lis
 
 def _stored_invariants_check(label: str, meta: dict, stored: dict, matrix: sp.csr_matrix, invariants: dict) -> Check:
     """The invariants written beside the matrix must be those of the matrix (catches edits and corruption)."""
-    recomputed = json.loads(json.dumps(_scalar_invariants(invariants), default=_json_default))
+    recomputed = json.loads(json.dumps(_scalar_invariants(invariants), default=json_default))
     agree = meta.get("invariants") == recomputed and meta.get("matrix_sha256") == matrix_sha256(matrix)
     agree = agree and all(_count_differences(stored[key], invariants[key]) == 0 for key in _INVARIANT_ARRAYS)
     return check(agree, f"{label} stored invariants (counts, degrees, column signs, checksums) agree with the "

@@ -80,10 +80,20 @@ def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path
     suffix = "\nSYNTHETIC substrate (synthetic_cx): not data from an animal" if synthetic else ""
     fig.suptitle(title + suffix, fontsize=10, color="#b00020" if synthetic else "black")
     rows = int(np.ceil(len(labels) / 4))
-    fig.tight_layout(rect=(0, 0.06 + 0.045 * rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.02 + 0.042 * rows, 1, 1))
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=options.dpi, format="png")
     plt.close(fig)
+
+
+def _dodge(x: np.ndarray, index: int, count: int, *, log: bool = False) -> np.ndarray:
+    """Shift model ``index`` of ``count`` sideways a little so error bars at the same x stay readable."""
+    x = np.asarray(x, dtype=float)
+    offset = (index - (count - 1) / 2) / max(count, 1)
+    if log:
+        return x * np.exp(0.15 * offset)
+    span = (x.max() - x.min()) if len(x) > 1 else 1.0
+    return x + 0.06 * span * offset
 
 
 def _panel_figure(options: FigureOptions):
@@ -101,15 +111,17 @@ def error_vs(summary: pd.DataFrame, *, task: str, split: str, x: str, xlabel: st
     rows = summary[summary["split"] == split]
     fig, axes = _panel_figure(options)
     params = _params(summary)
+    at_T = f" at T={int(rows['T'].iloc[0])}" if x != "T" and not rows.empty else ""
+    present = [m for m in models if (rows["model"] == m).any()]
     for ax, (metric, ylabel) in zip(axes, PANELS[task]):
-        for model in models:
+        for i, model in enumerate(present):
             sub = rows[rows["model"] == model].sort_values(x)
-            if sub.empty:
-                continue
             mean, low, high = _interval_columns(sub, metric)
-            ax.errorbar(sub[x], mean, yerr=[low, high], capsize=3, label=_label(model, params), **model_style(model))
+            ax.errorbar(_dodge(sub[x], i, len(present)), mean, yerr=[low, high], capsize=3,
+                        label=_label(model, params), **model_style(model))
+        ax.set_xticks(np.sort(rows[x].unique()))
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel + at_T)
     _finish(fig, axes, f"{title} (mean over seeds, {options.interval:.0%} t interval)", options, synthetic, path)
 
 
@@ -141,14 +153,17 @@ def sample_efficiency(summary: pd.DataFrame, *, task: str, T: int, models: list[
     """Final clean-test error at the training length against the number of training sequences."""
     rows = summary[(summary["split"] == "test") & (summary["T"] == T)]
     fig, axes = _panel_figure(options)
+    present = [m for m in models if (rows["model"] == m).any()]
     for ax, (metric, ylabel) in zip(axes, PANELS[task]):
-        for model in models:
+        for i, model in enumerate(present):
             sub = rows[rows["model"] == model].sort_values("n_train")
-            if sub.empty:
-                continue
             mean, low, high = _interval_columns(sub, metric)
-            ax.errorbar(sub["n_train"], mean, yerr=[low, high], capsize=3, label=model, **model_style(model))
+            ax.errorbar(_dodge(sub["n_train"], i, len(present), log=True), mean, yerr=[low, high], capsize=3,
+                        label=model, **model_style(model))
         ax.set_xscale("log")
+        ticks = np.sort(rows["n_train"].unique())
+        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("Training sequences (nested subsets of the train split, log scale)")
         ax.set_ylabel(f"{ylabel} at T={T}")
     _finish(fig, axes, f"Sample efficiency (mean over seeds, {options.interval:.0%} t interval)", options,

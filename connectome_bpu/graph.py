@@ -14,7 +14,6 @@ Layout of ``results/<substrate>/graph/``:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import atomic
+from .atomic import read_json
 from .controls import matrix_invariants, matrix_sha256
 from .errors import GraphError
 from .exports import load_exports
@@ -117,18 +117,13 @@ class PrimaryGraph:
 
 def load_primary(graph_dir: str | Path) -> PrimaryGraph:
     graph_dir = Path(graph_dir)
-    info = _read_json(graph_dir / "matrix_info.json")
+    info = read_json(graph_dir / "matrix_info.json")
     unsigned = sp.load_npz(graph_dir / "adjacency_unsigned.npz").tocsr().astype(np.float32)
     with np.load(graph_dir / "graph_arrays.npz") as arrays:
         signs = arrays["neuron_signs"].astype(np.int8)
         body_ids = arrays["body_ids"].astype(np.int64)
     matrix = apply_signs(unsigned, signs) if info["primary_matrix"] == "signed" else unsigned
     return PrimaryGraph(matrix=matrix.tocsr(), unsigned=unsigned, neuron_signs=signs, body_ids=body_ids, info=info)
-
-
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def assemble_metadata(matrix_info: dict, pools: pd.DataFrame, k_estimate: dict, *, primary_rois: list[str],

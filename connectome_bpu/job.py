@@ -7,7 +7,6 @@ rules read only these files, so jobs can run on different machines (cluster exec
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from . import atomic
+from .atomic import read_json
 from .controls import load_control, matrix_sha256
 from .gpu import select_device
 from .graph import load_primary
@@ -50,11 +50,6 @@ class JobRequest:
     task_cfg: Mapping[str, Any]
     training_cfg: Mapping[str, Any]
     out_dir: Path
-
-
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def _tensors(arrays: dict, device: torch.device, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +85,7 @@ def run_job(request: JobRequest) -> pd.DataFrame:
         primary = load_primary(request.graph_dir)
         pools = pd.read_csv(request.pools_path, dtype={"bodyId": np.int64})
         sensory, _, output = pool_indices(pools)
-        K = int(_read_json(request.k_path)["K"])
+        K = int(read_json(request.k_path)["K"])
         matrix, matrix_sha = recurrent_matrix(request, primary.matrix)
         mode = request.training_cfg["train_recurrent"]
         model = build_model(request.model, W=matrix, sensory_idx=sensory, output_idx=output, K=K,

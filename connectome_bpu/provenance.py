@@ -14,13 +14,18 @@ from pathlib import Path
 _CHUNK = 1 << 20  # hash in 1 MiB reads: a 600 MB connections.csv never has to fit in memory
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (any ``hashlib`` algorithm), streamed."""
+    digest = hashlib.new(algorithm)
     with Path(path).open("rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    return file_digest(path, "sha256")
 
 
 def file_record(path: str | Path) -> dict:

@@ -60,7 +60,7 @@ def figure_step(smk: Any) -> None:
     else:
         fig.error_vs(summary, task=task, split="test_noise", x="noise_std",
                      xlabel="Input noise standard deviation (input units)",
-                     title="Noise robustness on the noisy test splits", models=models, **common)
+                     title="Noise robustness", models=models, **common)
 
 
 def summary_step(smk: Any) -> None:

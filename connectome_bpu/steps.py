@@ -6,7 +6,6 @@ attributes. Dispatch is on the rule name so that a family shares one script (arc
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import atomic
+from .atomic import read_json
 from .config import control_base
 from .controls import build_control, save_control, write_no_recurrence_marker
 from .depth import estimate_k
@@ -34,11 +34,6 @@ from .sources.neuprint_source import fetch_neuprint_exports, resolve_token
 from .sources.synthetic_cx import write_synthetic_cx
 
 LOG = logging.getLogger(__name__)
-
-
-def _json(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def acquire_step(smk: Any) -> dict:
@@ -119,7 +114,7 @@ def _k_estimate(smk: Any) -> None:
 
 def _graph_metadata(smk: Any) -> None:
     pools = pd.read_csv(smk.input.pools, dtype={"bodyId": np.int64})
-    metadata = assemble_metadata(_json(smk.input.info), pools, _json(smk.input.k),
+    metadata = assemble_metadata(read_json(smk.input.info), pools, read_json(smk.input.k),
                                  primary_rois=smk.params.primary_rois,
                                  whole_brain_pool_fraction=smk.params.whole_brain_pool_fraction,
                                  synthetic=smk.params.synthetic)
@@ -143,7 +138,7 @@ def control_step(smk: Any) -> None:
 
 
 def report_step(smk: Any) -> None:
-    metadata = _json(smk.input.metadata)
+    metadata = read_json(smk.input.metadata)
     graph_dir = Path(smk.input.metadata).parent
     if smk.rule == "data_validation":
         exports_dir = Path(smk.input.exports[0]).parent

@@ -7,7 +7,6 @@ previous step wrote about itself) and returns report lines. Every ``Check`` can 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..atomic import read_json
 from ..config import SHUFFLE_CONTROLS, control_base, is_dale
 from ..controls import validate_control
 from ..errors import BPUInputError
@@ -28,11 +28,6 @@ EXPORT_NAMES = ("neurons.csv", "roi_counts.csv", "connections.csv")
 POOLS = ("sensory", "internal", "output")
 SYNTHETIC_BANNER = ("**SYNTHETIC SUBSTRATE** - these numbers come from the procedurally generated `synthetic_cx` "
                     "connectome, not from a real animal.")
-
-
-def _read_json(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def preamble(metadata: dict) -> str:
@@ -73,7 +68,7 @@ def data_validation_lines(exports_dir: str | Path, pools_path: str | Path, metad
     reasons = pools.groupby(["pool", "assignment_reason"]).size()
     lines.append(Note("Assignment reasons: " + ", ".join(f"{p}/{r}: {n}" for (p, r), n in reasons.items())))
 
-    metadata = _read_json(metadata_path)
+    metadata = read_json(metadata_path)
     lines.append(check(metadata["N"] == len(neurons),
                        f"graph metadata N matches neuron export ({metadata['N']} vs {len(neurons)} neurons)"))
     with np.load(arrays_path) as arrays:
@@ -89,7 +84,7 @@ def data_validation_lines(exports_dir: str | Path, pools_path: str | Path, metad
 
 def bpu_validation_lines(graph_dir: str | Path, connections_path: str | Path, metadata_path: str | Path,
                          *, k_min: int, k_max: int, spectral_kwargs: dict, sample_edges: int = 500) -> list[Line]:
-    metadata = _read_json(metadata_path)
+    metadata = read_json(metadata_path)
     primary = load_primary(graph_dir)
     matrix, n = primary.matrix, metadata["N"]
     lines: list[Line] = [
@@ -205,7 +200,7 @@ def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: s
     spec = TaskSpec.from_config(task_cfg)
     primary = load_primary(graph_dir)
     sensory, _, output = pool_indices(pd.read_csv(pools_path, dtype={"bodyId": np.int64}))
-    K = int(_read_json(k_path)["K"])
+    K = int(read_json(k_path)["K"])
     try:
         model = build_model(model_name, W=primary.matrix, sensory_idx=sensory, output_idx=output, K=K,
                             input_dim=spec.input_dim, output_dim=spec.output_dim, seed=0, train_mode=train_mode,

@@ -23,7 +23,6 @@ Only the standard library is used (``urllib.request``), plus ``tqdm`` for the pr
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -36,9 +35,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..provenance import file_digest
+
 log = logging.getLogger(__name__)
 
-_HASH_CHUNK = 1 << 20
 _MAX_BACKOFF_SECONDS = 60.0   # a long outage is better served by a later rerun than by hour-long sleeps
 _USER_AGENT = "connectome-bpu (+https://zenodo.org; checksummed resumable download)"
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
@@ -69,11 +69,7 @@ class _AttemptFailed(Exception):
 
 def md5_file(path: str | Path) -> str:
     """Hex MD5 of a file, streamed (Zenodo publishes MD5s, so that is the digest to compare with)."""
-    digest = hashlib.md5()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def verify(path: str | Path, expected: ExpectedFile) -> str | None:
