@@ -29,13 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from child_steps import add_child_arguments, in_subprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -145,24 +146,11 @@ def run_step(step: str, folder: Path) -> str:
 # parent side
 # ---------------------------------------------------------------------------------------------------
 
-def in_subprocess(step: str, folder: Path) -> tuple[dict, float]:
-    """(the step's JSON result, peak RSS of its process in MiB) via os.wait4 on that child only."""
-    child = subprocess.Popen([sys.executable, __file__, "--step", step, "--folder", str(folder)],
-                             stdout=subprocess.PIPE, text=True)
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"step {step} failed with exit code {code}")
-    return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0   # Linux: KiB
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of: " + ", ".join(STEPS))
     parser.add_argument("--keep", help="generate into (or reuse) this directory instead of a temporary one")
-    parser.add_argument("--step", help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    add_child_arguments(parser)
     args = parser.parse_args()
     if args.step:
         print(run_step(args.step, Path(args.folder)))
@@ -180,7 +168,7 @@ def main() -> None:
             steps.insert(0, "generate")
         for step in steps:
             load_before = os.getloadavg()[0]
-            result, rss = in_subprocess(step, folder)
+            result, rss = in_subprocess(__file__, step, folder)
             rows.append((step, result["seconds"], rss, load_before, result["info"]))
             print(f"{step}: {result['seconds']:.1f} s, {rss:.0f} MiB", file=sys.stderr, flush=True)
 

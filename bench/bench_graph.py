@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,8 @@ from connectome_bpu.controls import (_distinct_codes, build_control, matrix_sha2
                                      validate_control)
 from connectome_bpu.depth import estimate_k  # noqa: E402
 from connectome_bpu.spectral import scale_to_radius, spectral_radius  # noqa: E402
+
+from child_steps import add_child_arguments, in_subprocess
 
 RHO = 0.95
 # name: (neurons, edges, sensory fraction, output fraction)
@@ -168,31 +169,19 @@ def reference_degree_shuffle(primary: sp.csr_matrix, cap: int) -> str:
 # parent side
 # ---------------------------------------------------------------------------------------------------
 
-def in_subprocess(step: str, folder: Path, env: dict | None = None) -> tuple[dict, float]:
-    """(the step's JSON result, peak RSS of its process in MiB) via os.wait4 on that child only."""
-    child = subprocess.Popen([sys.executable, __file__, "--step", step, "--folder", str(folder)],
-                             stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"step {step} on {folder.name} failed with exit code {child.returncode}")
-    return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024.0   # Linux: KiB
-
-
 def bench_size(size: str, root: Path, reference_attempts: int) -> list[tuple]:
     folder = root / f"{size}-graph"
     folder.mkdir()
     rows = []
-    result, rss = in_subprocess("generate", folder)
+    result, rss = in_subprocess(__file__, "generate", folder)
     rows.append((size, "generate graph", result["seconds"], rss, result["info"]))
     print(f"[{size}] generated: {result['info']}", file=sys.stderr, flush=True)
     for step in STEPS:
-        result, rss = in_subprocess(step, folder)
+        result, rss = in_subprocess(__file__, step, folder)
         rows.append((size, step, result["seconds"], rss, result["info"]))
         print(f"[{size}] {step}: {result['seconds']:.2f} s, {rss:.0f} MiB", file=sys.stderr, flush=True)
     if size == "cx":
-        result, rss = in_subprocess("reference_degree_shuffle", folder,
+        result, rss = in_subprocess(__file__, "reference_degree_shuffle", folder,
                                     {"BENCH_REFERENCE_ATTEMPTS": str(reference_attempts)})
         measured = json.loads(result["info"])
         scale = measured["total_attempts"] / measured["attempts"]
@@ -221,8 +210,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="cx,whole", help="comma-separated subset of: " + ", ".join(SIZES))
     parser.add_argument("--reference-attempts", type=int, default=200_000,
                         help="attempts of the reference-style loop actually run at CX size (then extrapolated)")
-    parser.add_argument("--step", help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    add_child_arguments(parser)
     args = parser.parse_args()
     if args.step:
         print(run_step(args.step, Path(args.folder)))

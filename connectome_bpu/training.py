@@ -132,7 +132,7 @@ def train_model(model: nn.Module, spec: TaskSpec, train: tuple[torch.Tensor, tor
             break
         model.train()
         started = time.perf_counter()
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=inputs.device), 0   # summed on the device: no sync per batch
         order = epoch_permutation(n, seed, epoch).to(inputs.device)
         for start in range(0, n, settings.batch_size):
             idx = order[start:start + settings.batch_size]
@@ -141,9 +141,9 @@ def train_model(model: nn.Module, spec: TaskSpec, train: tuple[torch.Tensor, tor
             (batch_sum / batch_count).backward()
             nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()
-            total += float(batch_sum.detach())
+            total += batch_sum.detach()
             count += batch_count
-        train_loss = total / max(count, 1)
+        train_loss = float(total) / max(count, 1)
         val_loss = mean_loss(model, spec, *val, settings.batch_size)
         if val_loss < best_val - settings.min_delta:
             best_val, best_epoch, wait = val_loss, epoch, 0

@@ -10,7 +10,7 @@ rule synthetic_cx:
         copies=config["synthetic_cx"]["copies"],
         seed=config["synthetic_cx"]["seed"],
         background_density=config["synthetic_cx"]["background_density"],
-        code=CODE["acquire"],
+        code=CODE["synthetic"],
     log:
         log_file("synthetic_cx", "synthetic_cx"),
     conda:
@@ -31,7 +31,7 @@ if KIND.source == "local":
         params:
             source_dir=config["local_exports"],
             primary_rois=PRIMARY_ROIS,
-            code=CODE["acquire"],
+            code=CODE["local"],
         log:
             log_file("local_exports", SUBSTRATE),
         conda:
@@ -53,7 +53,7 @@ if KIND.source == "neuprint":
             server=config["neuprint"]["server"],
             dataset=config["neuprint"]["dataset"],
             rois=PRIMARY_ROIS,
-            code=CODE["acquire"],
+            code=CODE["neuprint"],
         log:
             f"{NEUPRINT_CACHE}/download.log",
         conda:
@@ -70,8 +70,7 @@ if KIND.source == "zenodo":
         output:
             f"{FLYWIRE_CACHE}/{{flywire_file}}",
         params:
-            expected=lambda wc: FLYWIRE_FILES[wc.flywire_file],
-            code=CODE["acquire"],
+            expected=lambda wc: FLYWIRE_FILES[wc.flywire_file],   # content is fixed by checksum, not by code
         log:
             f"{FLYWIRE_CACHE}/logs/{{flywire_file}}.log",
         conda:
@@ -94,7 +93,7 @@ if KIND.source in ("neuprint", "zenodo"):
             connectome=config["connectome"],
             release=config["flywire"]["release"],
             nt_confidence=config["flywire"]["nt_confidence"],
-            code=CODE["acquire"],
+            code=CODE["cached_exports"],
         resources:
             mem_mb=16000 if KIND.source == "zenodo" else 2000,
         log:

@@ -5,6 +5,7 @@ import re
 from connectome_bpu import config as cfg
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.provenance import code_hash
+from connectome_bpu.sources import EXPORT_FILES as SOURCE_EXPORT_FILES
 from connectome_bpu.substrates import is_synthetic, primary_rois, substrate_kind
 from connectome_bpu.tasks import TaskSpec
 
@@ -43,7 +44,7 @@ CONTROLS = cfg.control_models(MODELS)
 TASK_VARIANT = TaskSpec.from_config(config["task"]).cache_name
 MODE = config["training"]["train_recurrent"]
 
-EXPORT_FILES = ["neurons.csv", "roi_counts.csv", "connections.csv"]
+EXPORT_FILES = list(SOURCE_EXPORT_FILES)
 SPECTRAL = {
     "power_tolerance": config["graph"]["spectral"]["power_tolerance"],
     "power_max_iterations": config["graph"]["spectral"]["power_max_iterations"],
@@ -53,8 +54,10 @@ SPECTRAL = {
 # Each rule therefore carries, as a param, a hash of the package modules that determine its output,
 # so editing one of them reruns exactly the artifacts it can change (and nothing for gpu.py, say).
 CODE = {
-    "acquire": code_hash("sources/__init__.py", "sources/synthetic_cx.py", "sources/local.py", "exports.py",
-                         "sources/neuprint_source.py", "sources/flywire.py", "sources/download.py"),
+    "synthetic": code_hash("sources/__init__.py", "sources/synthetic_cx.py"),
+    "local": code_hash("sources/__init__.py", "sources/local.py", "exports.py"),
+    "neuprint": code_hash("sources/__init__.py", "sources/neuprint_source.py"),
+    "cached_exports": code_hash("sources/__init__.py", "sources/flywire.py", "sources/download.py", "exports.py"),
     "graph": code_hash("graph.py", "pools.py", "signs.py", "spectral.py", "depth.py", "exports.py"),
     "controls": code_hash("controls.py", "spectral.py", "graph.py", "signs.py"),
     "tasks": code_hash("tasks.py"),
