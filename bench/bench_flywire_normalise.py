@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from child_steps import add_child_arguments, in_subprocess
+from child_steps import comma_choices, in_subprocess, parse_or_run_child
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -150,15 +150,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset of: " + ", ".join(STEPS))
     parser.add_argument("--keep", help="generate into (or reuse) this directory instead of a temporary one")
-    add_child_arguments(parser)
-    args = parser.parse_args()
-    if args.step:
-        print(run_step(args.step, Path(args.folder)))
+    args = parse_or_run_child(parser, run_step)
+    if args is None:
         return
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown:
-        parser.error(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+    steps = comma_choices(parser, args.steps, STEPS, "step")
 
     with tempfile.TemporaryDirectory(prefix="bench_flywire_") as scratch:
         folder = Path(args.keep) if args.keep else Path(scratch)

@@ -40,7 +40,7 @@ from connectome_bpu.controls import (_distinct_codes, build_control, matrix_sha2
 from connectome_bpu.depth import estimate_k  # noqa: E402
 from connectome_bpu.spectral import scale_to_radius, spectral_radius  # noqa: E402
 
-from child_steps import add_child_arguments, in_subprocess
+from child_steps import comma_choices, in_subprocess, parse_or_run_child
 
 RHO = 0.95
 # name: (neurons, edges, sensory fraction, output fraction)
@@ -210,15 +210,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="cx,whole", help="comma-separated subset of: " + ", ".join(SIZES))
     parser.add_argument("--reference-attempts", type=int, default=200_000,
                         help="attempts of the reference-style loop actually run at CX size (then extrapolated)")
-    add_child_arguments(parser)
-    args = parser.parse_args()
-    if args.step:
-        print(run_step(args.step, Path(args.folder)))
+    args = parse_or_run_child(parser, run_step)
+    if args is None:
         return
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in sizes if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    sizes = comma_choices(parser, args.sizes, SIZES, "size")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_graph_") as root:
         for size in sizes:

@@ -20,6 +20,25 @@ def add_child_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", help=argparse.SUPPRESS)
 
 
+def parse_or_run_child(parser: argparse.ArgumentParser, run_step) -> argparse.Namespace | None:
+    """Parse the command line; when invoked as a child, run the step, print its JSON line, return None."""
+    add_child_arguments(parser)
+    args = parser.parse_args()
+    if args.step:
+        print(run_step(args.step, Path(args.folder)))
+        return None
+    return args
+
+
+def comma_choices(parser: argparse.ArgumentParser, text: str, allowed, what: str) -> list[str]:
+    """Split a comma-separated option and reject anything not in ``allowed`` with a usage error."""
+    chosen = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in chosen if item not in allowed]
+    if unknown:
+        parser.error(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return chosen
+
+
 def in_subprocess(script: str, step: str, folder: Path, env: dict | None = None) -> tuple[dict, float]:
     """(the step's JSON result, peak RSS of its process in MiB)."""
     child = subprocess.Popen([sys.executable, script, "--step", step, "--folder", str(folder)],

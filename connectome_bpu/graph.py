@@ -64,13 +64,14 @@ def build_matrices(exports_dir: str | Path, out_dir: str | Path, *, connectome: 
                          "the connections form no cycle, so no scaling to rho_target is possible")
     scale = rho_target / estimate.radius
     unsigned = (raw * scale).astype(np.float32).tocsr()
-    primary = apply_signs(unsigned, signs) if primary_kind == "signed" else unsigned
+    signed = apply_signs(unsigned, signs) if any_signed else None
+    primary = signed if primary_kind == "signed" else unsigned
     invariants = matrix_invariants(primary, signs if primary_kind == "signed" else None)
 
     atomic.save_sparse(out_dir / "adjacency_unsigned.npz", unsigned)
     signed_path = out_dir / "adjacency_signed.npz"
     if any_signed:
-        atomic.save_sparse(signed_path, apply_signs(unsigned, signs))
+        atomic.save_sparse(signed_path, signed)
     else:
         signed_path.unlink(missing_ok=True)   # a stale file from an earlier export must not linger
     atomic.save_npz(out_dir / "graph_arrays.npz", body_ids=body_ids, neuron_signs=signs,

@@ -22,7 +22,7 @@ from . import atomic
 from .atomic import read_json
 from .controls import load_control, matrix_sha256
 from .gpu import select_device
-from .graph import load_primary
+from .graph import PrimaryGraph, load_primary
 from .metrics import DRIFT_COLUMN, DRIFT_SOURCE, drift_slope, evaluate, mean_predictor_outputs, mean_predictor_targets
 from .models import build_model, trainable_parameter_count
 from .pools import pool_indices
@@ -60,9 +60,14 @@ def _tensors(arrays: dict, device: torch.device, count: int | None = None) -> tu
         torch.from_numpy(np.ascontiguousarray(targets)).to(device)
 
 
-def recurrent_matrix(request: JobRequest, primary_matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, str]:
-    """The matrix this model runs on (a stored control, else the primary) and its checksum."""
-    matrix = load_control(request.control_path)[0] if request.control_path is not None else primary_matrix
+def recurrent_matrix(request: JobRequest, primary: PrimaryGraph) -> tuple[sp.csr_matrix, str]:
+    """The matrix this model runs on (a stored control, else the primary) and its checksum.
+
+    The primary's checksum was recorded when the graph cache was built; only a control is hashed here.
+    """
+    if request.control_path is None:
+        return primary.matrix, primary.info["primary_sha256"]
+    matrix = load_control(request.control_path)[0]
     return matrix, matrix_sha256(matrix)
 
 
@@ -86,7 +91,7 @@ def run_job(request: JobRequest) -> pd.DataFrame:
         pools = pd.read_csv(request.pools_path, dtype={"bodyId": np.int64})
         sensory, _, output = pool_indices(pools)
         K = int(read_json(request.k_path)["K"])
-        matrix, matrix_sha = recurrent_matrix(request, primary.matrix)
+        matrix, matrix_sha = recurrent_matrix(request, primary)
         mode = request.training_cfg["train_recurrent"]
         model = build_model(request.model, W=matrix, sensory_idx=sensory, output_idx=output, K=K,
                             input_dim=spec.input_dim, output_dim=spec.output_dim, seed=request.seed,
