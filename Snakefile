@@ -1,5 +1,5 @@
 # connectome-bpu: does a real insect connectome, used as a frozen recurrent core, compute better than
-# matched random and shuffled controls of the same size?  See README.md.
+# matched random and shuffled controls of the same size?  See README.md and docs/paths.md.
 import sys
 
 from snakemake.utils import min_version
@@ -11,11 +11,13 @@ configfile: "config.yaml"
 
 from connectome_bpu.config import validate_config
 from connectome_bpu.errors import BPUInputError
+from connectome_bpu.experiments import resolve_experiments
 
 try:
     validate_config(config)
+    EXPERIMENTS = resolve_experiments(config)
 except BPUInputError as error:
-    # Stop before any job (dry runs included), with the key, the value and what is allowed.
+    # Stop before any job (dry runs included), naming the experiment, the key, the value and what is allowed.
     raise WorkflowError(str(error)) from None
 
 
@@ -26,12 +28,20 @@ include: "rules/controls.smk"
 include: "rules/tasks.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
+include: "rules/results.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.graph.input,
-        rules.controls.input,
-        rules.reports.input,
-        rules.results.input,
+        [experiment_targets(experiment) for experiment in EXPERIMENTS.values()],
+
+
+# `snakemake <experiment name>` builds one experiment.
+check_experiment_names([r.name for r in workflow.rules])
+for experiment in EXPERIMENTS.values():
+
+    rule:
+        name: experiment.name
+        input:
+            experiment_targets(experiment),

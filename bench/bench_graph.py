@@ -1,10 +1,15 @@
 """Graph-stage benchmark: spectral radius, control substrates and K at hemibrain-CX and FlyWire size.
 
-Why: the reference builds ``degree_shuffle`` with a Python loop of 10 x E swap attempts (~5 M for the
-CX, ~150 M for the whole brain, which it therefore never builds) and estimates radii by a fixed number
-of power iterations. This script measures what the vectorised builders of ``connectome_bpu.controls``
-and the convergence-checked estimators of ``connectome_bpu.spectral`` cost on this machine, and whether
-the whole brain fits in memory.
+Why: the original benchmark builds ``degree_shuffle`` with a Python loop of 10 x E swap attempts (~5 M
+for the CX, ~150 M for the whole brain, which it therefore never builds) and estimates radii by a fixed
+number of power iterations (docs/departures.md#vectorised-controls, docs/departures.md#spectral-radius).
+This script measures what the vectorised builders of ``connectome_bpu.controls`` and the
+convergence-checked estimators of ``connectome_bpu.spectral`` cost on this machine, and whether the
+whole brain fits in memory.
+
+"Reference-style" (here and in ``bench_training_step.py``) names an implementation written in this
+repository in the manner of the original benchmark's code, timed side by side with this project's on
+the same machine; the original code base itself is not needed.
 
 Each size gets a random directed graph with lognormal weights (self-loops allowed), scaled to radius
 0.95, and a signed copy (30 % of presynaptic neurons inhibitory, 10 % unlabelled). Every step runs in
@@ -35,8 +40,8 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectome_bpu.controls import (_distinct_codes, build_control, matrix_sha256, save_control,  # noqa: E402
-                                     validate_control)
+from connectome_bpu.controls import _distinct_codes, build_control, save_control, validate_control  # noqa: E402
+from connectome_bpu.matrix import matrix_sha256  # noqa: E402
 from connectome_bpu.depth import estimate_k  # noqa: E402
 from connectome_bpu.spectral import scale_to_radius, spectral_radius  # noqa: E402
 
@@ -134,7 +139,8 @@ def run_step(step: str, folder: Path) -> str:
 
 
 def reference_degree_shuffle(primary: sp.csr_matrix, cap: int) -> str:
-    """benchmark.md section 7's loop, one Python iteration per attempt, timed on ``cap`` attempts.
+    """The original's ``degree_shuffle`` loop (docs/benchmark.md#controls), one Python iteration per attempt,
+    timed on ``cap`` attempts.
 
     Returns JSON-ready text carrying the measured times; the parent extrapolates the loop time linearly
     to 10 x E_nonself attempts (acceptance is ~constant over the run, so per-attempt cost is too).
@@ -209,7 +215,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="cx,whole", help="comma-separated subset of: " + ", ".join(SIZES))
     parser.add_argument("--reference-attempts", type=int, default=200_000,
-                        help="attempts of the reference-style loop actually run at CX size (then extrapolated)")
+                        help="reference-style loop attempts actually run at CX size (then extrapolated)")
     args = parse_or_run_child(parser, run_step)
     if args is None:
         return

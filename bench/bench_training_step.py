@@ -1,7 +1,8 @@
 """Training-step benchmark of the BPU recurrent runtime against a reference-style runtime.
 
-Why: the benchmark's cost is dominated by T x K recurrent microsteps; the reference multiplies a COO
-tensor with a transposed (B, N) state every microstep (benchmark.md section 16 items 19-20). This
+Why: the benchmark's cost is dominated by T x K recurrent microsteps; the original benchmark multiplies
+a COO tensor with a transposed (B, N) state every microstep (docs/departures.md#csr-runtime). A
+"reference-style" runtime is that loop re-implemented here and timed beside this project's. This
 script measures what this project's runtime (CSR + precomputed CSR transpose, (N, B) state) gains, on
 the machine it runs on, and measures the dense/sparse crossover behind ``runtime="auto"``.
 
@@ -70,8 +71,9 @@ def pools(n: int, n_sensory: int, n_output: int, seed: int) -> tuple[np.ndarray,
 
 
 class ReferenceStyleBPU(nn.Module):
-    """The reference's loop (section 8.1), written here for comparison: state (B, N), per microstep
-    ``torch.sparse.mm(W, h.T).T`` on a coalesced COO W, or ``h @ W.T`` on a dense W."""
+    """The original benchmark's microstep loop (docs/benchmark.md#bpu), re-written here for comparison:
+    state (B, N), per microstep ``torch.sparse.mm(W, h.T).T`` on a coalesced COO W, or ``h @ W.T`` on a
+    dense W ("reference-style": see the docstring of ``bench_graph.py``)."""
 
     def __init__(self, W: sp.csr_matrix, sensory, output, *, K, d_in, d_out, dense, device):
         super().__init__()

@@ -60,7 +60,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """JSON with indent 2 and sorted keys (the reference's layout), numpy scalars converted."""
+    """JSON with indent 2 and sorted keys (the original benchmark's layout), numpy scalars converted."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
@@ -85,6 +85,6 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def save_sparse(path: str | os.PathLike, matrix: sp.spmatrix | sp.sparray) -> None:
-    """``scipy.sparse.save_npz`` (compressed) written atomically; keeps the reference's file format."""
+    """``scipy.sparse.save_npz`` (compressed) written atomically; the original benchmark's file format."""
     with atomic_path(path, suffix=".npz") as tmp:
         sp.save_npz(tmp, sp.csr_matrix(matrix), compressed=True)

@@ -1,14 +1,13 @@
-"""Configuration: schema validation with actionable messages, and the lists derived from it.
+"""Configuration: schema validation with actionable messages.
 
 The workflow calls :func:`validate_config` before it defines a single rule, so a wrong value stops
 ``snakemake`` (dry runs included) before any job, naming the key, the value and what is allowed.
-Everything the DAG enumerates (substrate name, models, controls, seeds) is derived here, once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 import yaml
@@ -16,21 +15,6 @@ import yaml
 from .errors import BPUInputError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
-
-# Seed offsets of the reference: a control for training seed s is drawn with default_rng(offset + s).
-CONTROL_SEED_OFFSETS = {"random": 10000, "degree_shuffle": 20000, "weight_shuffle": 30000}
-SHUFFLE_CONTROLS = tuple(CONTROL_SEED_OFFSETS)
-DALE_SUFFIX = "_dale"
-
-PRESETS = {
-    "default": ["cx_bpu", "no_recurrence", "random", "degree_shuffle", "weight_shuffle"],
-    "structure": ["cx_bpu", "random", "degree_shuffle", "weight_shuffle", "no_recurrence"],
-    "whole_brain": ["connectome_bpu", "random", "weight_shuffle"],
-}
-CONNECTOME_MODELS = ("cx_bpu", "connectome_bpu")
-GRU_MODELS = ("gru", "gru_matched")
-BASELINE_MODELS = ("mean_predictor",)
-
 
 def load_schema() -> dict:
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
@@ -102,24 +86,29 @@ def coerce_command_line_values(value: Any, schema: dict) -> Any:
     return value
 
 
+def schema_problems(config: dict[str, Any]) -> list[str]:
+    """Every schema violation of ``config``, one line each, naming the key, the value and what is allowed."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    return [_format_error(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Check ``config`` against the schema and cross-key rules; raise one error listing every problem.
+    """Check the shared settings against the schema; raise one error listing every problem.
 
     ``config`` is updated in place with command-line strings coerced to the types the schema expects,
     so the rest of the workflow sees the same values whether they came from YAML or ``--config``.
+    Cross-key rules are checked per experiment, once each experiment's overrides are applied
+    (:func:`connectome_bpu.experiments.resolve_experiments`).
     """
-    schema = load_schema()
-    config.update(coerce_command_line_values(dict(config), schema))
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = [_format_error(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
-    if not problems:
-        problems = _cross_key_problems(config)
+    config.update(coerce_command_line_values(dict(config), load_schema()))
+    problems = schema_problems(config)
     if problems:
         raise BPUInputError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return config
 
 
-def _cross_key_problems(config: dict[str, Any]) -> list[str]:
+def cross_key_problems(config: dict[str, Any]) -> list[str]:
+    """Rules that span several keys of one resolved config (the schema checks keys one by one)."""
     problems = []
     k = config["graph"]["k"]
     if k["min"] > k["max"]:
@@ -144,56 +133,3 @@ def substrate_name(config: dict[str, Any]) -> str:
     if config["connectome"] == "local":
         return config.get("local_name") or "local"
     return config["connectome"]
-
-
-def primary_model_name(config: dict[str, Any]) -> str:
-    """``connectome_bpu`` for the whole-brain preset and FlyWire whole brain, ``cx_bpu`` otherwise."""
-    return "connectome_bpu" if "connectome_bpu" in resolved_models(config) else "cx_bpu"
-
-
-def _preset(config: dict[str, Any]) -> list[str]:
-    comparison = config["comparison"]
-    if comparison == "default" and config["connectome"] == "flywire_whole":
-        comparison = "whole_brain"
-    return list(PRESETS[comparison])
-
-
-def resolved_models(config: dict[str, Any]) -> list[str]:
-    """Every model the run trains or evaluates, in table order: connectome, controls, baselines."""
-    models = list(config["models"]) if config.get("models") else _preset(config)
-    if dale_controls_enabled(config):
-        for name in list(models):
-            if name in SHUFFLE_CONTROLS and name + DALE_SUFFIX not in models:
-                models.append(name + DALE_SUFFIX)
-    if config["training"]["include_gru"]:
-        models += [m for m in GRU_MODELS if m not in models]
-    models += [m for m in BASELINE_MODELS if m not in models]
-    return models
-
-
-def dale_controls_enabled(config: dict[str, Any]) -> bool:
-    """Resolve ``controls.dale``; ``auto`` is on only where the primary matrix is known to be signed."""
-    dale = config["controls"]["dale"]
-    if dale != "auto":
-        return bool(dale)
-    policy = config["graph"]["signed_policy"]
-    return policy == "force_signed" or (policy == "auto" and config["connectome"] == "synthetic_cx")
-
-
-def control_base(name: str) -> str:
-    """``random_dale`` -> ``random``; plain names unchanged."""
-    return name[: -len(DALE_SUFFIX)] if name.endswith(DALE_SUFFIX) else name
-
-
-def is_dale(name: str) -> bool:
-    return name.endswith(DALE_SUFFIX)
-
-
-def control_models(models: Iterable[str]) -> list[str]:
-    """Models whose recurrent matrix is a stored control substrate (plus the no-recurrence marker)."""
-    return [m for m in models if control_base(m) in SHUFFLE_CONTROLS or m == "no_recurrence"]
-
-
-def control_seed(control: str, seed: int) -> int:
-    """The RNG seed of a control for a training seed (the reference's offsets; Dale variants share them)."""
-    return CONTROL_SEED_OFFSETS[control_base(control)] + int(seed)

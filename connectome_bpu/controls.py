@@ -31,7 +31,6 @@ of the reference's Python loops over edges [reference defect].
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +39,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .atomic import json_default, save_npz   # the package's one numpy-aware JSON encoder
-from .config import DALE_SUFFIX, SHUFFLE_CONTROLS, control_base, control_seed, is_dale
+from .model_names import CONTROL_NAMES, DALE_SUFFIX, NO_RECURRENCE, SHUFFLE_CONTROLS, control_base, control_seed, is_dale
 from .errors import BPUInputError
-from .reports.checks import Check, check
+from .checks import Check, check
+from .matrix import canonical_csr, check_neuron_signs, column_sign, matrix_invariants, matrix_sha256, scalar_invariants
 from .spectral import SpectralEstimate, scale_to_radius, spectral_radius
 
-NO_RECURRENCE = "no_recurrence"
-CONTROL_NAMES = SHUFFLE_CONTROLS + tuple(name + DALE_SUFFIX for name in SHUFFLE_CONTROLS)
 SWAP_ATTEMPTS_PER_EDGE = 10.0       # the reference's 10 x E_nonself double-edge swap attempts
 RADIUS_TOLERANCE = 1e-3             # |rho(control) - rho_target| allowed by the validation
 MULTISET_RTOL = 1e-5                # control weights vs primary weights x scale (float32 rounding is ~6e-8)
@@ -56,108 +54,6 @@ _KIND_MARKER = "no_recurrence_marker"
 _INVARIANT_ARRAYS = ("in_degree", "out_degree", "column_sign")
 _CSR_ARRAYS = ("indptr", "indices", "data", "shape")
 _SIGN_CLASSES = (-1, 1)             # inhibitory columns first, then every other column
-
-
-# --------------------------------------------------------------------------------------------------
-# canonical form, checksums, invariants
-# --------------------------------------------------------------------------------------------------
-
-def canonical_csr(matrix) -> sp.csr_matrix:
-    """Square CSR with sorted column indices, no duplicates and no stored zeros (input left untouched).
-
-    Edge counts, degrees and checksums are defined on this form, so two representations of the same
-    matrix always agree.
-    """
-    if not (sp.issparse(matrix) or isinstance(matrix, np.ndarray)):
-        raise BPUInputError(f"expected a scipy sparse matrix, got {type(matrix).__name__}")
-    csr = sp.csr_matrix(matrix)
-    if csr.shape[0] != csr.shape[1]:
-        raise BPUInputError(f"a recurrent matrix must be square, got shape {csr.shape}")
-    stored_zeros = csr.nnz and not np.all(csr.data != 0)
-    if not csr.has_canonical_format or stored_zeros:
-        csr = csr.copy()
-        csr.sum_duplicates()
-        csr.eliminate_zeros()
-    return csr
-
-
-def matrix_sha256(matrix) -> str:
-    """SHA-256 of (shape, indptr, indices, data) of the canonical CSR.
-
-    Indices are hashed as int64 and values as float64, so the checksum identifies the matrix's values,
-    not how they happen to be stored (a float32 matrix and its exact float64 copy hash alike).
-    """
-    csr = canonical_csr(matrix)
-    digest = hashlib.sha256()
-    for array in (np.asarray(csr.shape, dtype="<i8"), csr.indptr.astype("<i8"), csr.indices.astype("<i8"),
-                  csr.data.astype("<f8")):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def column_sign(matrix) -> np.ndarray:
-    """Per presynaptic neuron (column): +1 all entries positive, -1 all negative, 0 empty, 2 mixed."""
-    csr = canonical_csr(matrix)
-    n = csr.shape[1]
-    positive = np.bincount(csr.indices, weights=csr.data > 0, minlength=n)
-    negative = np.bincount(csr.indices, weights=csr.data < 0, minlength=n)
-    signs = np.where(negative == 0, 1, np.where(positive == 0, -1, 2))
-    signs[(positive + negative) == 0] = 0
-    return signs.astype(np.int8)
-
-
-def _check_neuron_signs(neuron_signs, n: int) -> np.ndarray | None:
-    if neuron_signs is None:
-        return None
-    signs = np.asarray(neuron_signs)
-    if signs.shape != (n,):
-        raise BPUInputError(f"neuron_signs must hold one sign per neuron ({n}), got shape {signs.shape}")
-    bad = ~np.isin(signs, (-1, 0, 1))
-    if bad.any():
-        raise BPUInputError(f"neuron_signs may only hold +1, -1 or 0 (unlabelled); neuron index "
-                            f"{int(np.flatnonzero(bad)[0])} holds {signs[bad][0]!r}")
-    return signs.astype(np.int8)
-
-
-def matrix_invariants(matrix, neuron_signs=None) -> dict:
-    """Everything a control may claim to preserve, computed from the matrix itself.
-
-    Degrees are binary (edge counts, self-loops included): ``in_degree`` = stored entries per row
-    (postsynaptic neuron), ``out_degree`` per column (presynaptic neuron). The multiset checksum hashes
-    the sorted float32 values, so it changes if any weight (or its sign) changes but not if weights move.
-    With ``neuron_signs``, ``sign_label_violations`` counts non-empty columns whose sign differs from the
-    label (-1 must be all negative; +1 and unlabelled 0 all positive).
-    """
-    csr = canonical_csr(matrix)
-    n = csr.shape[0]
-    data = csr.data.astype(np.float64)
-    edges = int(csr.nnz)
-    invariants = {
-        "N": int(n),
-        "edge_count": edges,
-        "self_loop_count": int(np.count_nonzero(csr.diagonal())),     # canonical: no stored zeros
-        "in_degree": np.diff(csr.indptr).astype(np.int64),
-        "out_degree": np.bincount(csr.indices, minlength=n).astype(np.int64),
-        "negative_edge_fraction": float(np.count_nonzero(data < 0) / edges) if edges else 0.0,
-        "weight_summary": {
-            "min": float(data.min()) if edges else None,
-            "max": float(data.max()) if edges else None,
-            "mean": float(data.mean()) if edges else None,
-            "sum": float(data.sum()),
-        },
-        "weight_multiset_sha256": hashlib.sha256(np.sort(csr.data.astype("<f4")).tobytes()).hexdigest(),
-        "column_sign": column_sign(csr),
-    }
-    signs = _check_neuron_signs(neuron_signs, n)
-    if signs is not None:
-        labels = np.where(signs == -1, -1, 1)
-        columns = invariants["column_sign"]
-        invariants["sign_label_violations"] = int(np.count_nonzero((columns != 0) & (columns != labels)))
-    return invariants
-
-
-def _scalar_invariants(invariants: dict) -> dict:
-    return {key: value for key, value in invariants.items() if not isinstance(value, np.ndarray)}
 
 
 def dale_labels(primary, neuron_signs=None) -> np.ndarray:
@@ -171,7 +67,7 @@ def dale_labels(primary, neuron_signs=None) -> np.ndarray:
     """
     csr = canonical_csr(primary)
     n = csr.shape[0]
-    signs = _check_neuron_signs(neuron_signs, n)
+    signs = check_neuron_signs(neuron_signs, n)
     if not np.any(csr.data < 0):
         return np.ones(n, dtype=np.int8)
     columns = column_sign(csr)
@@ -462,7 +358,7 @@ def save_control(path, control: ControlMatrix, *, primary_sha256: str, extra_met
         "spectral_after": control.spectral_after.as_dict(),
         "primary_sha256": primary_sha256,
         "matrix_sha256": matrix_sha256(csr),
-        "invariants": _scalar_invariants(invariants),
+        "invariants": scalar_invariants(invariants),
         "notes": list(control.notes),
         "stats": dict(control.stats),
         "extra": dict(extra_meta or {}),
@@ -492,7 +388,7 @@ def write_no_recurrence_marker(path, primary, *, seed: int, primary_sha256: str,
         "rng_seed": None,
         "rho_target": float(rho_target),
         "primary_sha256": primary_sha256,
-        "invariants": _scalar_invariants(invariants),
+        "invariants": scalar_invariants(invariants),
         "notes": ["no_recurrence trains on the primary matrix unchanged; the hidden state is reset to zero at "
                   "every input timestep"],
     }
@@ -608,7 +504,7 @@ def _count_checks(label: str, invariants: dict, primary_invariants: dict) -> lis
 
 def _stored_invariants_check(label: str, meta: dict, stored: dict, matrix: sp.csr_matrix, invariants: dict) -> Check:
     """The invariants written beside the matrix must be those of the matrix (catches edits and corruption)."""
-    recomputed = json.loads(json.dumps(_scalar_invariants(invariants), default=json_default))
+    recomputed = json.loads(json.dumps(scalar_invariants(invariants), default=json_default))
     agree = meta.get("invariants") == recomputed and meta.get("matrix_sha256") == matrix_sha256(matrix)
     agree = agree and all(_count_differences(stored[key], invariants[key]) == 0 for key in _INVARIANT_ARRAYS)
     return check(agree, f"{label} stored invariants (counts, degrees, column signs, checksums) agree with the "

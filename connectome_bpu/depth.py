@@ -1,11 +1,11 @@
 """K, the number of recurrent microsteps per input step, from sensory-to-output path lengths.
 
-Definition (benchmark.md section 5.1, chosen by decisions.md as *the* definition for every graph):
+Definition (docs/benchmark.md#microsteps; the one definition for every graph, docs/departures.md#k-definition):
 edges run pre -> post for every nonzero of the recurrent matrix (binary support); for every sensory
 source take the shortest-path length to every output neuron it reaches (0 < distance <= cutoff);
 ``K = clip(round(median over all those (sensory, output) pairs), k_min, k_max)`` with numpy's median
 and Python's (banker's) ``round``.  Above ``exact_max_neurons`` neurons the *same* quantity is
-estimated from a seeded sample of sensory sources; the reference's sampled estimator measured the
+estimated from a seeded sample of sensory sources; the original benchmark's sampled estimator measured the
 nearest output per source instead, a different quantity that this module does not reproduce.
 
 Why bit-parallel BFS: the answer is only a histogram of pair distances, so we never need a distance
@@ -15,7 +15,7 @@ with ``numpy.bitwise_or.reduceat``.  The number of pairs first reached at distan
 popcount of the new frontier on the output rows.  Measured on 2 CPU cores with random graphs:
 hemibrain-CX-sized (7,349 neurons, 512k edges, 741 sources) ~0.07 s, where
 ``scipy.sparse.csgraph.shortest_path(unweighted=True)`` in chunks takes ~0.9 s (networkx per-source
-BFS, the reference's method, ~76 s on the real CX); whole-brain-sized (139k neurons, 15.1 M edges,
+BFS, the original benchmark's method, ~76 s on the real CX); whole-brain-sized (139k neurons, 15.1 M edges,
 256 sampled sources) ~1-2 s against ~21 s, with ~0.3 GiB of working memory beyond the matrix.
 """
 
@@ -104,7 +104,7 @@ def pair_distance_histogram(
 
     Returns ``hist`` of length ``cutoff + 1`` where ``hist[d]`` is the number of pairs whose
     distance is exactly ``d``; ``hist[0]`` is always 0 (a source is never its own target, as in
-    the reference's ``distance > 0`` filter).  Pairs farther than ``cutoff`` or unreachable are not
+    the original's ``distance > 0`` filter).  Pairs farther than ``cutoff`` or unreachable are not
     counted.  ``sources``/``targets`` are sorted unique positions in ``[0, N)``.
     """
     indptr, indices = _binary_support(matrix_post_pre)

@@ -35,8 +35,8 @@ NEURON_COLUMNS = ["bodyId", "type", "instance", "pre", "post", "transmitter"]
 ROI_COUNT_COLUMNS = ["bodyId", "roi", "pre", "post"]
 CONNECTION_COLUMNS = ["bodyId_pre", "bodyId_post", "weight"]
 
-# Lower-cased header names accepted for the transmitter column; the first one found (in file order) wins,
-# as in the reference implementation.
+# Lower-cased header names accepted for the transmitter column; the first one found (in file order) wins.
+# Same names and rule as the original benchmark, so its exports read unchanged.
 TRANSMITTER_COLUMN_NAMES = ("predictednt", "predicted_nt", "nt", "transmitter", "predictedtransmitter",
                             "predicted_transmitter")
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import atomic  # noqa: E402
-from .config import control_base, is_dale  # noqa: E402
+from .model_names import control_base, is_dale  # noqa: E402
 from .results import t_interval  # noqa: E402
 
 FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")

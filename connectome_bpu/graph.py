@@ -24,9 +24,9 @@ import scipy.sparse as sp
 
 from . import atomic
 from .atomic import read_json
-from .controls import matrix_invariants, matrix_sha256
 from .errors import GraphError
 from .exports import load_exports
+from .matrix import matrix_invariants, matrix_sha256
 from .signs import apply_signs, choose_primary, neuron_signs, sign_coverage
 from .spectral import spectral_radius
 

@@ -1,10 +1,10 @@
-"""Evaluation metrics of benchmark.md §11, with task-specific names, plus the mean-predictor baseline.
+"""Evaluation metrics (docs/benchmark.md#metrics), with task-specific names, plus the mean-predictor baseline.
 
 Metrics are computed once per evaluation split on the full arrays (all sequences concatenated) in
 float64, so no quantity depends on batch size. Each task has its own column set (``METRIC_COLUMNS``):
-the reference wrote the polar metrics also under cartesian names (``heading_angular_error`` ==
+the original benchmark wrote the polar metrics also under cartesian names (``heading_angular_error`` ==
 ``heading_bump_angular_error``, ``position_rmse`` == ``home_distance_rmse``, ...) and called the composite
-loss ``mse`` (benchmark.md §16.10); here the loss column is ``loss`` and no value appears twice.
+loss ``mse``; here the loss column is ``loss`` and no value appears twice (docs/departures.md#metric-names).
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ METRIC_COLUMNS: dict[str, list[str]] = {
         "final_home_distance_error",
     ],
 }
+# The one metric per task that the summary leads with: what each task is mainly about (heading from the
+# bump for the polar task, position for the cartesian one). Every other metric is reported as detail.
+PRIMARY_METRIC: dict[str, str] = {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error"}
 # The per-(model, seed) drift column: slope over the clean test rows of each task's final-position error
-# (the reference fitted its ``final_displacement_error``, which for the polar task is the final
+# (the original benchmark fitted its ``final_displacement_error``, which for the polar task is the final
 # home-distance error).
 DRIFT_COLUMN = "drift_slope_vs_T"
 DRIFT_SOURCE = {"cartesian": "final_displacement_error", "cx_polar_bump": "final_home_distance_error"}

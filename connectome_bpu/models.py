@@ -15,22 +15,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from connectome_bpu.errors import BPUInputError
-from connectome_bpu.runtime import TRAIN_MODES, build_operator
+from .errors import BPUInputError
+from .model_names import BPU_MODELS, MEAN_PREDICTOR, MODEL_NAMES, NO_RECURRENCE
+from .runtime import TRAIN_MODES, build_operator
 
-# Every model whose recurrent core is "the given W": the primary connectome and its controls (the
-# caller passes the control matrix). They differ only in W, so one constructor serves them all.
-BPU_MODELS = (
-    "cx_bpu",
-    "connectome_bpu",
-    "random",
-    "degree_shuffle",
-    "weight_shuffle",
-    "random_dale",
-    "degree_shuffle_dale",
-    "weight_shuffle_dale",
-)
-MODEL_NAMES = BPU_MODELS + ("no_recurrence", "gru", "gru_matched", "mean_predictor")
 
 
 def _index_tensor(idx, n: int, what: str) -> torch.Tensor:
@@ -248,11 +236,11 @@ def build_model(
 
     BPU variants and controls all run on the ``W`` the caller passes (the control matrix for a
     control); ``no_recurrence`` runs on the primary W with the state reset every timestep. GRUs
-    ignore ``train_mode``/``runtime`` (section 8.2). ``gru_matched`` matches the trainable count of
-    the frozen BPU adapters for the same pools and dims (decisions.md section 5), so it is the same
+    ignore ``train_mode``/``runtime``. ``gru_matched`` matches the trainable count of
+    the frozen BPU adapters for the same pools and dims (docs/benchmark.md#baselines), so it is the same
     model whatever recurrent-training mode the BPUs use.
     """
-    if name == "mean_predictor":
+    if name == MEAN_PREDICTOR:
         raise BPUInputError(
             "model 'mean_predictor' is not a trainable nn.Module: it is the per-timestep mean "
             "target of the train split, computed in connectome_bpu.metrics"
@@ -274,16 +262,14 @@ def build_model(
     torch.manual_seed(seed)
     return BPU(
         W, sensory_idx, output_idx, K=K, input_dim=input_dim, output_dim=output_dim,
-        reset_each_step=(name == "no_recurrence"), train_mode=train_mode, runtime=runtime,
+        reset_each_step=(name == NO_RECURRENCE), train_mode=train_mode, runtime=runtime,
         device=device, dense_max_neurons=dense_max_neurons,
     )
 
 
 __all__ = [
     "BPU",
-    "BPU_MODELS",
     "GRUModel",
-    "MODEL_NAMES",
     "build_model",
     "expected_bpu_trainable_count",
     "gru_parameter_count",

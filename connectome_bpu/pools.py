@@ -14,6 +14,7 @@ write the table for diagnosis before an empty pool stops the run.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -252,3 +253,8 @@ def pool_indices(pools: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     index = pools["index"].to_numpy(dtype=np.int64)
     labels = pools["pool"].to_numpy()
     return tuple(np.sort(index[labels == name]) for name in POOLS)  # type: ignore[return-value]
+
+
+def read_pools(path: str | Path) -> pd.DataFrame:
+    """``pool_assignments.csv`` as written by the ``pools`` rule, body ids as int64 (never float)."""
+    return pd.read_csv(path, dtype={"bodyId": np.int64})

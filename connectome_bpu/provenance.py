@@ -53,19 +53,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def code_hash(*modules: str) -> str:
-    """Short sha256 over the source of package modules (paths relative to the package directory).
-
-    Used as a Snakemake param so a rule reruns when the code that determines its output changes.
-    """
-    digest = hashlib.sha256()
-    for module in sorted(modules):
-        digest.update(module.encode())
-        digest.update((PACKAGE_DIR / module).read_bytes())
-    return digest.hexdigest()[:16]
+REPO_DIR = Path(__file__).resolve().parent.parent   # the checkout whose commit produced a result
 
 
 def package_versions(names: tuple[str, ...] = ("numpy", "scipy", "pandas", "pyarrow", "torch", "snakemake",
@@ -82,7 +70,7 @@ def package_versions(names: tuple[str, ...] = ("numpy", "scipy", "pandas", "pyar
     return versions
 
 
-def build_manifest(files: list[str | Path], *, config: dict, repo_dir: str | Path) -> dict:
+def build_manifest(files: list[str | Path], *, config: dict, repo_dir: str | Path = REPO_DIR) -> dict:
     """Everything needed to say what produced a run: code version, resolved config, artifact checksums."""
     import platform
     import sys

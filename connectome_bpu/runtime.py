@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from connectome_bpu.errors import BPUInputError
+from .errors import BPUInputError
+from .matrix import float32_csr, square_size
 
 TRAIN_MODES = ("frozen", "observed", "dense")
 RUNTIMES = ("auto", "dense", "sparse")
@@ -137,27 +138,6 @@ class _ObservedCSRMatmul(torch.autograd.Function):
         return grad_h, grad_values, None, None
 
 
-def _square_size(W) -> int:
-    """N of a non-empty square scipy sparse matrix; anything else is refused with the reason."""
-    if not sp.issparse(W):
-        raise BPUInputError(
-            f"recurrent matrix: expected a scipy.sparse matrix W[post, pre], got {type(W).__name__}"
-        )
-    if W.shape[0] != W.shape[1] or W.shape[0] == 0:
-        raise BPUInputError(f"recurrent matrix: expected a non-empty square matrix, got shape {W.shape}")
-    return int(W.shape[0])
-
-
-def _canonical_csr(W) -> sp.csr_matrix:
-    """Square float32 CSR with sorted, unique indices; refuses anything the operator cannot run."""
-    _square_size(W)
-    csr = sp.csr_matrix(W, dtype=np.float32, copy=True)
-    csr.sum_duplicates()
-    if not np.all(np.isfinite(csr.data)):
-        raise BPUInputError("recurrent matrix: contains NaN or infinite weights")
-    return csr
-
-
 class RecurrentOperator(nn.Module):
     """``forward(H) = W @ H`` for a state ``H`` of shape ``(N, B)``; see the module docstring.
 
@@ -181,7 +161,7 @@ class RecurrentOperator(nn.Module):
                 "(observed trains the stored edges, which only the sparse runtime has; dense trains "
                 "every entry)"
             )
-        csr = _canonical_csr(W)
+        csr = float32_csr(W)
         self.n = int(csr.shape[0])
         self.nnz = int(csr.nnz)
         self.train_mode = train_mode
@@ -293,7 +273,7 @@ def build_operator(
     if runtime not in RUNTIMES:
         raise BPUInputError(f"training.runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     device = torch.device(device)
-    n = _square_size(W)
+    n = square_size(W)
     if train_mode == "observed":
         chosen = "sparse"
     elif train_mode == "dense":

@@ -1,9 +1,9 @@
 """Spectral radius of a recurrent matrix, and scaling a matrix to a target radius.
 
 The benchmark fixes the recurrent core's gain by one global scalar, ``rho_target / rho(W)``, so the
-radius estimate decides every model's dynamics. The reference estimated it by a fixed number of power
-iterations, which is only valid for nonnegative (Perron) matrices and never says whether it converged
-[reference defect]. Here the estimator is chosen by what the matrix is:
+radius estimate decides every model's dynamics. A fixed number of power iterations (what the original
+benchmark used) is only valid for nonnegative (Perron) matrices and never says whether it converged
+(docs/departures.md#spectral-radius). Here the estimator is chosen by what the matrix is:
 
 * no stored entries -> radius 0 (``"empty"``);
 * small matrices -> every eigenvalue, densely (``"dense_eigvals"``), which is exact and cheap;

@@ -2,11 +2,12 @@
 
 Every model, control and seed of a run sees the same sequences, so the data are generated once per
 task variant (``TaskSpec.cache_name``) and stored as one ``.npz`` per split. The generator reproduces the
-reference implementation bit for bit (benchmark.md §9.1/§9.5): same ``SeedSequence`` recipe, same RNG draw
-order, same float64 integration and float32 storage. That is what lets the published numbers of
-benchmark.md §15 serve as regression anchors on this pipeline's data.
+original benchmark's data bit for bit (docs/benchmark.md#tasks, docs/benchmark.md#splits): same
+``SeedSequence`` recipe, same RNG draw order, same float64 integration and float32 storage. That is what
+lets the original's published numbers (docs/benchmark.md#published-numbers) serve as regression anchors
+on this pipeline's data.
 
-Precision pipeline (kept from the reference because it decides the stored bits):
+Precision pipeline (kept from the original because it decides the stored bits):
 
 * controls are computed in float64 and stored as float32;
 * heading and position are integrated in float64 from the *float32* controls, step by step
@@ -34,11 +35,11 @@ if TYPE_CHECKING:
 
 TASK_NAMES = ("cartesian", "cx_polar_bump")
 INPUT_DIM = 2  # [v_t, ω_t]
-CACHE_VERSION = 2  # the reference's current cache layout (benchmark.md §2.7)
+CACHE_VERSION = 2  # the original benchmark's split-file layout version, kept for comparability
 LANDMARK_KEYS = ("landmark_visible_prob", "landmark_noise_std", "passive_displacement_prob",
                  "passive_displacement_scale")
 
-# Run/turn segment parameters of benchmark.md §9.1: duration bounds for rng.integers (high exclusive)
+# Run/turn segment parameters (docs/benchmark.md#tasks): duration bounds for rng.integers (high exclusive)
 # and the per-step noise sds of speed and turn rate.
 RUN_DURATION = (6, 18)
 TURN_DURATION = (2, 7)
@@ -47,7 +48,7 @@ TURN_NOISE_SD = (0.03, 0.04)
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
-    """Map angles to [-π, π) with the reference's formula; its exact rounding is part of the data."""
+    """Map angles to [-π, π) with the original's formula; its exact rounding is part of the data."""
     return (angle + np.pi) % (2.0 * np.pi) - np.pi
 
 
@@ -117,14 +118,14 @@ class SplitDef:
 
     @property
     def filename(self) -> str:
-        """The reference's file name (benchmark.md §2.7), e.g. ``train_T50.npz``, ``test_noise_T200_noise0.05.npz``."""
+        """The original benchmark's file name, e.g. ``train_T50.npz``, ``test_noise_T200_noise0.05.npz``."""
         if self.role == "test_noise":
             return f"test_noise_T{self.T}_noise{self.noise_std:.2f}.npz"
         return f"{self.role}_T{self.T}.npz"
 
     @property
     def id_prefix(self) -> str:
-        """Prefix of the per-sequence ids, ``<role>_T<T>_n<noise:.2f>`` as in the reference."""
+        """Prefix of the per-sequence ids, ``<role>_T<T>_n<noise:.2f>`` as in the original benchmark."""
         return f"{self.role}_T{self.T}_n{self.noise_std:.2f}"
 
     def seed_sequence(self, data_seed: int) -> np.random.SeedSequence:
@@ -134,7 +135,7 @@ class SplitDef:
     def noise_base_seed_sequence(self, data_seed: int) -> np.random.SeedSequence:
         """Seed of the clean trajectories shared by all ``test_noise`` levels of this length.
 
-        ``[data_seed, 90000 + T, T]`` equals the reference's ``[12345, 90200, 200]`` for its T = 200.
+        ``[data_seed, 90000 + T, T]`` equals the original's ``[12345, 90200, 200]`` for its T = 200.
         """
         return np.random.SeedSequence([int(data_seed), 90_000 + self.T, self.T])
 
@@ -142,9 +143,9 @@ class SplitDef:
 def split_plan(task_cfg: Mapping[str, Any]) -> list[SplitDef]:
     """Every split of a task config, in the order that numbers them: train, val, test per T, test_noise per sd.
 
-    With the reference's T list (50, 100, 200) and noise levels (0, .05, .1, .2) this gives k = 0..8
-    exactly as the reference. Two splits that would share a file name (e.g. noise 0.051 and 0.05 both
-    print as ``0.05``) are refused rather than silently overwriting each other.
+    With the original's T list (50, 100, 200) and noise levels (0, .05, .1, .2) this gives k = 0..8
+    exactly as the original benchmark numbered them. Two splits that would share a file name (e.g. noise
+    0.051 and 0.05 both print as ``0.05``) are refused rather than silently overwriting each other.
     """
     train, val, test, noisy = task_cfg["train"], task_cfg["val"], task_cfg["test"], task_cfg["test_noise"]
     rows: list[tuple[str, str, int, int, float]] = [
@@ -189,16 +190,16 @@ def nested_train_subset(count: int, fraction: float) -> int:
 
 
 def _draw_controls(rng: np.random.Generator, count: int, T: int) -> np.ndarray:
-    """Speed/turn-rate controls (count, T, 2) float32, bit-identical to the reference's scalar loop.
+    """Speed/turn-rate controls (count, T, 2) float32, bit-identical to the original's scalar loop.
 
     The RNG stream is sequential, so the segment structure stays a Python loop: per segment it makes
-    the reference's scalar calls in its order (duration, then run: v̄, ω̄ | turn: sign, |ω̄|, v̄) and
+    the original's scalar calls in its order (duration, then run: v̄, ω̄ | turn: sign, |ω̄|, v̄) and
     one ``standard_normal(2n)`` for the n kept steps. That array holds the same numbers as the
-    reference's per-step calls ``normal(0, sd_v)``, ``normal(0, sd_ω)``, alternating (numpy's scalar
+    original's per-step calls ``normal(0, sd_v)``, ``normal(0, sd_ω)``, alternating (numpy's scalar
     normal is ``0 + sd·z`` of the same standard-normal stream), so de-interleaving it and scaling by
     the segment's sds reproduces every step; that arithmetic runs vectorised over the whole split.
     ``integers(0, 2)`` indexing (-1, 1) consumes the stream as ``choice([-1, 1])`` does (tested).
-    Segments are truncated at T before their per-step draws, as in the reference.
+    Segments are truncated at T before their per-step draws, as in the original.
     """
     integers, uniform, normal, standard_normal = rng.integers, rng.uniform, rng.normal, rng.standard_normal
     lengths: list[int] = []
@@ -243,8 +244,8 @@ def _draw_controls(rng: np.random.Generator, count: int, T: int) -> np.ndarray:
 def _integrate(controls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heading and position (each (count, T) float32) from θ_0 = 0 at the origin, heading updated before the move.
 
-    The recursion runs over time, vectorised over sequences, with the reference's float64 operations in
-    the reference's order, so every element is bit-identical to its per-sequence scalar loop.
+    The recursion runs over time, vectorised over sequences, with the original's float64 operations in
+    the original's order, so every element is bit-identical to its per-sequence scalar loop.
     """
     count, T, _ = controls.shape
     speed = np.ascontiguousarray(controls[:, :, 0].T, dtype=np.float64)
@@ -305,7 +306,7 @@ def _knob_values(spec: TaskSpec) -> dict[str, np.ndarray]:
 
 
 def generate_split(spec: TaskSpec, split: SplitDef, *, data_seed: int) -> dict[str, np.ndarray]:
-    """All arrays of one split file (benchmark.md §2.7 keys plus ``data_seed`` and ``content_sha256``).
+    """All arrays of one split file (the original's keys plus ``data_seed`` and ``content_sha256``).
 
     train/val/test are clean sets drawn from the split's own seed. ``test_noise`` levels share one clean
     base set (so only the input noise differs between levels): noisy inputs = clean + one
@@ -446,8 +447,8 @@ def leakage_overlaps(fingerprints_by_split: Mapping[str, np.ndarray], *,
     """For every pair of splits (in the mapping's order, minus ``exempt`` pairs in either order), the number
     of sequences of the first split whose trajectory also occurs in the second.
 
-    The reference only compared id strings that embed the split name, so its check could not fail
-    (benchmark.md §16.16); this one compares content.
+    Comparing id strings could never fail, because ids embed the split name; this compares content
+    (docs/departures.md#leakage-check).
     """
     names = list(fingerprints_by_split)
     counts: dict[tuple[str, str], int] = {}
@@ -469,7 +470,7 @@ def _check_pair(spec: TaskSpec, pred: "torch.Tensor", target: "torch.Tensor") ->
 
 
 def task_loss(spec: TaskSpec, pred: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
-    """The training loss of benchmark.md §9.2/§9.3, each mean over all batch/time/channel elements of its part.
+    """The training loss (docs/benchmark.md#loss), each mean over all batch/time/channel elements of its part.
 
     cartesian: MSE over all elements. cx_polar_bump: mean((σ(bump logits) − bump)²) + mean((ŷ_cos,sin − t)²)
     + 0.5·mean((ŷ_dist − r/s)²), σ applied to the bump logits only.
@@ -488,7 +489,7 @@ def task_loss(spec: TaskSpec, pred: "torch.Tensor", target: "torch.Tensor") -> "
 
 def loss_sums(spec: TaskSpec, pred: "torch.Tensor", target: "torch.Tensor") -> tuple["torch.Tensor", int]:
     """``(sum, count)`` such that Σ sums / Σ counts over the batches of a split equals ``task_loss`` on the
-    concatenated split, whatever the batch sizes (the reference averaged per-batch means, benchmark.md §16.11).
+    concatenated split, whatever the batch sizes (docs/departures.md#loss-means).
 
     The weighting unit is the (sequence, timestep) position: ``count`` = number of positions, ``sum`` = the
     sum over positions of each position's loss contribution. Every part of the loss is a mean over

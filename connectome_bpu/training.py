@@ -3,15 +3,17 @@
 Design choices that matter for a fair, reproducible comparison:
 
 * **Deterministic data order.** Epoch ``e`` of seed ``s`` shuffles with its own generator seeded from
-  (s, e), so a resumed job sees exactly the batches an uninterrupted one would have seen.
+  (s, e), so a resumed job sees exactly the batches an uninterrupted one would have seen
+  (docs/departures.md#batch-order).
 * **Resumable.** After every epoch the trainable tensors, the optimizer state, the best-so-far
   trainable tensors and the loss history go atomically to ``resume_state.pt`` beside the outputs. The
   file is not a declared Snakemake output (Snakemake would delete it with a failed job); it carries a
   fingerprint of everything that determines the job (inputs' checksums, settings), and a state whose
   fingerprint differs is discarded, never trusted.
-* **Element-weighted losses** across batches of unequal size (reference defect 16.11) and early
-  stopping that copies trainable tensors only (16.21). Only the train and validation splits are
-  looked at while training; test splits are evaluated once, after the best state is restored.
+* **Element-weighted losses** across batches of unequal size (docs/departures.md#loss-means) and early
+  stopping that copies trainable tensors only (docs/departures.md#early-stopping). Only the train and
+  validation splits are looked at while training; test splits are evaluated once, after the best state
+  is restored.
 """
 
 from __future__ import annotations

@@ -1,104 +1,128 @@
-# One rule per source; each writes the raw export schema (neurons.csv, roi_counts.csv, connections.csv)
-# plus provenance.json under results/<substrate>/exports/. neuPrint and Zenodo sources plug in here.
+# One rule per source; each writes the export schema (neurons.csv, roi_counts.csv, connections.csv) plus
+# provenance.json under results/<substrate>/exports/. Downloads land in the shared resources/ cache.
+
+
+def local_export_files(wildcards):
+    source = SUBSTRATES[wildcards.substrate]["local_exports"]
+    return {"neurons": f"{source}/neurons.csv", "connections": f"{source}/connections.csv"}
+
+
+def cached_source_files(wildcards):
+    """The download cache a substrate's exports are made from; `ancient`, since checksums fix their content."""
+    cfg = SUBSTRATES[wildcards.substrate]
+    if substrate_kind(cfg).source == "neuprint":
+        return ancient(f"{NEUPRINT_CACHE}/{cfg['connectome']}/provenance.json")
+    return [ancient(f"{FLYWIRE_CACHE}/{name}") for name in FLYWIRE_FILES]
+
+
+def cached_source(wildcards):
+    return substrate_kind(SUBSTRATES[wildcards.substrate]).source
+
+
+def cached_exports_memory(wildcards):
+    return 16000 if cached_source(wildcards) == "zenodo" else 2000
+
+
+def neuprint_rois(wildcards):
+    return list(KINDS[wildcards.connectome].primary_rois)
+
+
+def flywire_expected(wildcards):
+    return FLYWIRE_FILES[wildcards.flywire_file]
 
 
 rule synthetic_cx:
     output:
-        [exports(f, "synthetic_cx") for f in EXPORT_FILES],
-        provenance=exports("provenance.json", "synthetic_cx"),
+        [exports(f) for f in EXPORT_FILES],
+        provenance=exports("provenance.json"),
+    wildcard_constraints:
+        substrate=one_of(substrates_from("synthetic")),
     params:
-        copies=config["synthetic_cx"]["copies"],
-        seed=config["synthetic_cx"]["seed"],
-        background_density=config["synthetic_cx"]["background_density"],
-        code=CODE["synthetic"],
+        copies=substrate_value("synthetic_cx", "copies"),
+        seed=substrate_value("synthetic_cx", "seed"),
+        background_density=substrate_value("synthetic_cx", "background_density"),
+        code=rule_code_hash("acquire", "synthetic_cx"),
     log:
-        log_file("synthetic_cx", "synthetic_cx"),
+        substrate_log("synthetic_cx"),
     conda:
-        "../envs/data.yaml"
+        "../envs/acquire.yaml"
     script:
-        "../workflow_scripts/acquire.py"
+        "../workflow_scripts/synthetic_cx.py"
 
 
-if KIND.source == "local":
-
-    rule local_exports:
-        input:
-            neurons=f"{config['local_exports']}/neurons.csv",
-            connections=f"{config['local_exports']}/connections.csv",
-        output:
-            [exports(f, SUBSTRATE) for f in EXPORT_FILES],
-            provenance=exports("provenance.json", SUBSTRATE),
-        params:
-            source_dir=config["local_exports"],
-            primary_rois=PRIMARY_ROIS,
-            code=CODE["local"],
-        log:
-            log_file("local_exports", SUBSTRATE),
-        conda:
-            "../envs/data.yaml"
-        script:
-            "../workflow_scripts/acquire.py"
-
-
-if KIND.source == "neuprint":
-    # The download is cached per server, dataset and connectome under resources/ and shared by every run;
-    # the run's exports are a validated copy. The token is checked when the workflow starts.
-
-    rule neuprint_download:
-        output:
-            [f"{NEUPRINT_CACHE}/{f}" for f in EXPORT_FILES + ["roi_hierarchy.json"]],
-            provenance=f"{NEUPRINT_CACHE}/provenance.json",
-        params:
-            connectome=config["connectome"],
-            server=config["neuprint"]["server"],
-            dataset=config["neuprint"]["dataset"],
-            rois=PRIMARY_ROIS,
-            code=CODE["neuprint"],
-        log:
-            f"{NEUPRINT_CACHE}/download.log",
-        conda:
-            "../envs/data.yaml"
-        script:
-            "../workflow_scripts/acquire.py"
+rule local_exports:
+    input:
+        unpack(local_export_files),
+    output:
+        [exports(f) for f in EXPORT_FILES],
+        provenance=exports("provenance.json"),
+    wildcard_constraints:
+        substrate=one_of(substrates_from("local")),
+    params:
+        source_dir=substrate_value("local_exports"),
+        primary_rois=substrate_rois,
+        code=rule_code_hash("acquire", "local_exports"),
+    log:
+        substrate_log("local_exports"),
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/local_exports.py"
 
 
-if KIND.source == "zenodo":
-    # Release files are fetched once per release into resources/flywire/<release>/ and verified against
-    # pinned checksums; they are `ancient` inputs, so a changed timestamp never triggers a rerun.
+# neuPrint: cached per server, dataset and region; the token is checked when the workflow starts.
+rule neuprint_download:
+    output:
+        [f"{NEUPRINT_CACHE}/{{connectome}}/{f}" for f in (*EXPORT_FILES, "roi_hierarchy.json")],
+        provenance=f"{NEUPRINT_CACHE}/{{connectome}}/provenance.json",
+    params:
+        connectome="{connectome}",
+        server=config["neuprint"]["server"],
+        dataset=config["neuprint"]["dataset"],
+        rois=neuprint_rois,
+        code=rule_code_hash("acquire", "neuprint_download"),
+    log:
+        f"{NEUPRINT_CACHE}/{{connectome}}/download.log",
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/neuprint_download.py"
 
-    rule flywire_file:
-        output:
-            f"{FLYWIRE_CACHE}/{{flywire_file}}",
-        params:
-            expected=lambda wc: FLYWIRE_FILES[wc.flywire_file],   # content is fixed by checksum, not by code
-        log:
-            f"{FLYWIRE_CACHE}/logs/{{flywire_file}}.log",
-        conda:
-            "../envs/data.yaml"
-        script:
-            "../workflow_scripts/acquire.py"
+
+# FlyWire: each release file is fetched once into resources/flywire/<release>/ and verified against its
+# pinned checksum; its content is fixed by that checksum, so the rule carries no code hash.
+rule flywire_file:
+    output:
+        f"{FLYWIRE_CACHE}/{{flywire_file}}",
+    params:
+        expected=flywire_expected,
+    log:
+        f"{FLYWIRE_CACHE}/logs/{{flywire_file}}.log",
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/flywire_file.py"
 
 
-if KIND.source in ("neuprint", "zenodo"):
-
-    rule cached_exports:
-        input:
-            ancient(f"{NEUPRINT_CACHE}/provenance.json") if KIND.source == "neuprint" else
-            [ancient(f"{FLYWIRE_CACHE}/{name}") for name in FLYWIRE_FILES],
-        output:
-            [exports(f, SUBSTRATE) for f in EXPORT_FILES],
-            provenance=exports("provenance.json", SUBSTRATE),
-        params:
-            source=KIND.source,
-            connectome=config["connectome"],
-            release=config["flywire"]["release"],
-            nt_confidence=config["flywire"]["nt_confidence"],
-            code=CODE["cached_exports"],
-        resources:
-            mem_mb=16000 if KIND.source == "zenodo" else 2000,
-        log:
-            log_file("cached_exports", SUBSTRATE),
-        conda:
-            "../envs/data.yaml"
-        script:
-            "../workflow_scripts/acquire.py"
+rule cached_exports:
+    input:
+        cached_source_files,
+    output:
+        [exports(f) for f in EXPORT_FILES],
+        provenance=exports("provenance.json"),
+    wildcard_constraints:
+        substrate=one_of(substrates_from("neuprint", "zenodo")),
+    params:
+        source=cached_source,
+        connectome=substrate_value("connectome"),
+        release=config["flywire"]["release"],
+        nt_confidence=config["flywire"]["nt_confidence"],
+        code=rule_code_hash("acquire", "cached_exports"),
+    resources:
+        mem_mb=cached_exports_memory,
+    log:
+        substrate_log("cached_exports"),
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/cached_exports.py"

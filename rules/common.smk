@@ -1,84 +1,97 @@
-# Paths, wildcard constraints and the lists the DAG enumerates, all derived from the validated config.
+# What the DAG enumerates, derived from the resolved experiments: the substrates, task variants and
+# training variants they need, the path of every artifact, and the named helpers rules call for their
+# inputs and params. The path scheme is described in docs/paths.md.
 import os
 import re
 
-from connectome_bpu import config as cfg
+from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
-from connectome_bpu.provenance import code_hash
-from connectome_bpu.sources import EXPORT_FILES as SOURCE_EXPORT_FILES
-from connectome_bpu.substrates import is_synthetic, primary_rois, substrate_kind
-from connectome_bpu.tasks import TaskSpec
+from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
+from connectome_bpu.figures import FIGURES
+from connectome_bpu.model_names import CONTROL_NAMES, MODEL_NAMES, NO_RECURRENCE, is_stored_control, is_trained
+from connectome_bpu.sources import EXPORT_FILES
+from connectome_bpu.substrates import KINDS, is_synthetic, primary_rois, substrate_kind
+from connectome_bpu.tasks import split_plan
 
-KIND = substrate_kind(config)
+for _script in pin_script_mtimes():   # staleness of code is decided by content: see code_deps.py
+    logger.warning(f"could not pin the mtime of {_script}; a newer copy of it reruns the jobs that use it")
 RESULTS = config["results_dir"]
 RESOURCES = config["resources_dir"]
+GRAPH_FILES = ("pool_assignments.csv", "adjacency_unsigned.npz", "graph_arrays.npz", "matrix_info.json",
+               "k_estimate.json", "graph_metadata.json")
+REPORTS = ("data_validation", "bpu_validation", "control_validation")
+TABLES = ("metrics_by_seed.csv", "metrics_summary.csv", "loss_history.csv", "paired_differences.csv",
+          "sample_efficiency_by_seed.csv")
+
+# Every substrate, task variant and training variant some experiment needs, with the settings that
+# define it. Equal identifiers have equal settings by construction (connectome_bpu.experiments).
+SUBSTRATES = {e.substrate: e.config for e in EXPERIMENTS.values()}
+TASKS = {e.task_variant: split_settings(e.task) for e in EXPERIMENTS.values()}
+TRAININGS = {e.training: training_params(e.config["training"]) for e in EXPERIMENTS.values()}
+TRAININGS[UNTRAINED] = {}
+SPLITS = {variant: {s.filename.removesuffix(".npz"): s for s in split_plan(task)} for variant, task in TASKS.items()}
 
 
+def substrates_from(*sources):
+    return [name for name, cfg in SUBSTRATES.items() if substrate_kind(cfg).source in sources]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing when there are none)."""
+    names = sorted(set(names))
+    return "|".join(re.escape(n) for n in names) if names else r"(?!)"
+
+
+def check_experiment_names(rule_names):
+    """Experiment names become targets, so none may shadow a rule of the workflow."""
+    clash = sorted(set(EXPERIMENTS) & set(rule_names))
+    if clash:
+        raise WorkflowError(f"invalid experiments:\n  - experiment name(s) {', '.join(clash)} are also names of "
+                            "rules of this workflow; choose other names")
+
+
+# --- download caches: one entry per source and release (or server and dataset), shared by every run ---
 def _slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-# Download caches: one entry per source and release (or server and dataset), shared by every run.
-NEUPRINT_CACHE = (f"{RESOURCES}/neuprint/{_slug(config['neuprint']['server'])}/"
-                  f"{_slug(config['neuprint']['dataset'])}/{config['connectome']}")
+NEUPRINT_CACHE = f"{RESOURCES}/neuprint/{_slug(config['neuprint']['server'])}/{_slug(config['neuprint']['dataset'])}"
 FLYWIRE_CACHE = f"{RESOURCES}/flywire/{config['flywire']['release']}"
-if KIND.source == "zenodo":
+FLYWIRE_FILES = {}
+if substrates_from("zenodo"):
     from connectome_bpu.sources.flywire import release_files
 
     FLYWIRE_FILES = {name: {"bytes": f.size, "md5": f.md5}
                      for name, f in release_files(config["flywire"]["release"], config["flywire"]["files"]).items()}
-if KIND.source == "neuprint" and not os.path.exists(f"{NEUPRINT_CACHE}/provenance.json"):
-    # Fail in seconds, before any job, rather than after the graph-independent jobs have run.
-    from connectome_bpu.sources.neuprint_source import resolve_token
+for _substrate in substrates_from("neuprint"):
+    _connectome = SUBSTRATES[_substrate]["connectome"]
+    if not os.path.exists(f"{NEUPRINT_CACHE}/{_connectome}/provenance.json"):
+        # Fail in seconds, before any job, rather than after the graph-independent jobs have run.
+        from connectome_bpu.sources.neuprint_source import resolve_token
 
-    try:
-        resolve_token()
-    except BPUInputError as error:
-        raise WorkflowError(f"connectome={config['connectome']} reads {config['neuprint']['dataset']} from "
-                            f"{config['neuprint']['server']} and needs a neuPrint token.\n{error}") from None
-SUBSTRATE = cfg.substrate_name(config)
-PRIMARY_ROIS = primary_rois(config)
-MODELS = cfg.resolved_models(config)
-SEEDS = [int(s) for s in config["seeds"]]
-CONTROLS = cfg.control_models(MODELS)
-TASK_VARIANT = TaskSpec.from_config(config["task"]).cache_name
-MODE = config["training"]["train_recurrent"]
+        try:
+            resolve_token()
+        except BPUInputError as error:
+            raise WorkflowError(f"connectome={_connectome} reads {config['neuprint']['dataset']} from "
+                                f"{config['neuprint']['server']} and needs a neuPrint token.\n{error}") from None
 
-EXPORT_FILES = list(SOURCE_EXPORT_FILES)
-SPECTRAL = {
-    "power_tolerance": config["graph"]["spectral"]["power_tolerance"],
-    "power_max_iterations": config["graph"]["spectral"]["power_max_iterations"],
-}
-
-# Snakemake's "code" rerun trigger sees only the thin workflow scripts; the logic lives in the package.
-# Each rule therefore carries, as a param, a hash of the package modules that determine its output,
-# so editing one of them reruns exactly the artifacts it can change (and nothing for gpu.py, say).
-CODE = {
-    "synthetic": code_hash("sources/__init__.py", "sources/synthetic_cx.py"),
-    "local": code_hash("sources/__init__.py", "sources/local.py", "exports.py"),
-    "neuprint": code_hash("sources/__init__.py", "sources/neuprint_source.py"),
-    "cached_exports": code_hash("sources/__init__.py", "sources/flywire.py", "sources/download.py", "exports.py"),
-    "graph": code_hash("graph.py", "pools.py", "signs.py", "spectral.py", "depth.py", "exports.py"),
-    "controls": code_hash("controls.py", "spectral.py", "graph.py", "signs.py"),
-    "tasks": code_hash("tasks.py"),
-    "training": code_hash("job.py", "training.py", "models.py", "runtime.py", "tasks.py", "metrics.py",
-                          "controls.py", "graph.py"),
-    "reports": code_hash("reports/validation.py", "reports/checks.py", "controls.py", "tasks.py", "models.py"),
-    "results": code_hash("results.py", "metrics.py"),
-    "figures": code_hash("figures.py", "results.py"),
-    "summary": code_hash("reports/summary.py", "results.py"),
-}
 
 wildcard_constraints:
-    substrate=re.escape(SUBSTRATE),
+    substrate=one_of(SUBSTRATES),
+    task_variant=one_of(TASKS),
+    training=one_of(TRAININGS),
+    experiment=one_of(EXPERIMENTS),
+    model=one_of(MODEL_NAMES),
+    control=one_of(CONTROL_NAMES + (NO_RECURRENCE,)),
     seed=r"\d+",
+    n_train=r"\d+",
+    split_file=one_of(stem for splits in SPLITS.values() for stem in splits),
+    figure=one_of(FIGURES),
+    connectome=one_of(name for name, kind in KINDS.items() if kind.source == "neuprint"),
     flywire_file=r"proofread_[A-Za-z0-9_.-]+\.(npy|feather)",
-    control="|".join(cfg.SHUFFLE_CONTROLS + tuple(c + cfg.DALE_SUFFIX for c in cfg.SHUFFLE_CONTROLS)
-                     + ("no_recurrence",)),
-    task_variant=re.escape(TASK_VARIANT),
-    mode=re.escape(MODE),
 
 
+# --- paths (docs/paths.md) -------------------------------------------------------------------------
 def exports(name, substrate="{substrate}"):
     return f"{RESULTS}/{substrate}/exports/{name}"
 
@@ -91,72 +104,157 @@ def control_file(control="{control}", seed="{seed}", substrate="{substrate}"):
     return f"{RESULTS}/{substrate}/controls/{control}/seed{seed}.npz"
 
 
-def run_dir(substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
-    return f"{RESULTS}/{substrate}/runs/{task_variant}/{mode}"
-
-
-def run_file(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
-    return f"{run_dir(substrate, task_variant, mode)}/{name}"
-
-
-def log_file(name, substrate="{substrate}"):
+def substrate_log(name, substrate="{substrate}"):
     return f"{RESULTS}/{substrate}/logs/{name}.log"
 
 
-def all_control_files(substrate=SUBSTRATE):
-    return [control_file(c, s, substrate) for c in CONTROLS for s in SEEDS]
-
-
-# --- task data and training jobs ------------------------------------------------------------------
-from connectome_bpu.tasks import nested_train_subset, split_plan
-
-SPLITS = {split.filename.removesuffix(".npz"): split for split in split_plan(config["task"])}
-N_TRAIN = int(config["task"]["train"]["count"])
-TRAIN_T = int(config["task"]["train"]["T"])
-SE_COUNTS = sorted({nested_train_subset(N_TRAIN, f) for f in config["task"]["sample_efficiency_fractions"]}
-                   - {N_TRAIN})
-SE_MODELS = [m for m in config["task"]["sample_efficiency_models"] if m in MODELS]
-PRIMARY_MODEL = cfg.primary_model_name(config)
-# Keys that change the numbers a job produces; execution knobs (device, threads) are read from config
-# inside the job, so switching them does not invalidate finished results.
-TASK_PARAMS = {k: v for k, v in config["task"].items() if not k.startswith("sample_efficiency")}
-TRAINING_PARAMS = {k: config["training"][k] for k in ("train_recurrent", "runtime", "lr", "patience", "min_delta",
-                                                      "grad_clip", "batch_size", "epochs", "dense_max_neurons",
-                                                      "gru_reference_max_hidden")}
-
-
-wildcard_constraints:
-    model="|".join(re.escape(m) for m in MODELS),
-    n_train=r"\d+",
-    split_file="|".join(re.escape(s) for s in SPLITS),
-    figure="error_vs_sequence_length|loss_curve|error_vs_noise|sample_efficiency",
-
-
-def split_file(stem, task_variant="{task_variant}"):
+def split_file(stem="{split_file}", task_variant="{task_variant}"):
     return f"{RESULTS}/tasks/{task_variant}/{stem}.npz"
 
 
-def job_dir(model="{model}", seed="{seed}", n_train="{n_train}", substrate="{substrate}",
-            task_variant="{task_variant}", mode="{mode}"):
-    return f"{run_dir(substrate, task_variant, mode)}/{model}/seed{seed}/n{n_train}"
-
-
 def job_file(name, model="{model}", seed="{seed}", n_train="{n_train}", substrate="{substrate}",
-             task_variant="{task_variant}", mode="{mode}"):
-    return f"{job_dir(model, seed, n_train, substrate, task_variant, mode)}/{name}"
+             task_variant="{task_variant}", training="{training}"):
+    return f"{RESULTS}/{substrate}/runs/{task_variant}/{training}/{model}/seed{seed}/n{n_train}/{name}"
 
 
-def full_run_jobs(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
-    return [job_file(name, m, s, N_TRAIN, substrate, task_variant, mode) for s in SEEDS for m in MODELS]
+def experiment_file(name, experiment="{experiment}"):
+    return f"{RESULTS}/experiments/{experiment}/{name}"
 
 
-def sample_efficiency_jobs(name, substrate="{substrate}", task_variant="{task_variant}", mode="{mode}"):
-    return [job_file(name, m, s, n, substrate, task_variant, mode)
-            for n in SE_COUNTS for s in SEEDS for m in SE_MODELS]
+def experiment_log(name):
+    return experiment_file(f"logs/{name}.log")
+
+
+# --- what one experiment needs -------------------------------------------------------------------
+def experiment_jobs(experiment, name, sample_efficiency=None):
+    """``name`` in the directory of each job of ``experiment`` (only the sample-efficiency subsets, or
+    only the full-size jobs, when ``sample_efficiency`` is True or False)."""
+    return [job_file(name, model, seed, n_train, experiment.substrate, experiment.task_variant,
+                     experiment.training_variant(model))
+            for model, seed, n_train in experiment.jobs()
+            if sample_efficiency is None or sample_efficiency == (n_train != experiment.n_train)]
+
+
+def experiment_controls(experiment):
+    return [control_file(c, s, experiment.substrate) for c in experiment.controls for s in experiment.seeds]
+
+
+def experiment_splits(experiment):
+    return [split_file(stem, experiment.task_variant) for stem in SPLITS[experiment.task_variant]]
+
+
+def experiment_targets(experiment):
+    """Everything `snakemake <experiment name>` builds.
+
+    Intermediate artifacts are listed too: Snakemake rebuilds a deleted file only when a target asks for
+    it, so a deleted job's metrics (or control, or split) is planned again with exactly what depends on it.
+    """
+    return ([experiment_file(name, experiment.name) for name in ("summary.md", "run_manifest.json")]
+            + [experiment_file(f"reports/{name}.md", experiment.name) for name in REPORTS]
+            + [experiment_file(f"figures/{name}.png", experiment.name) for name in FIGURES]
+            + [exports(name, experiment.substrate) for name in (*EXPORT_FILES, "provenance.json")]
+            + [graph_file(name, experiment.substrate) for name in GRAPH_FILES]
+            + experiment_controls(experiment) + experiment_splits(experiment)
+            + [path for name in ("checkpoint.pt", "loss_history.csv", "metrics.csv")
+               for path in experiment_jobs(experiment, name)])
+
+
+# --- named input and param functions (Snakemake calls them with the job's wildcards) --------------
+def _experiment(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def experiment_value(attribute, *keys):
+    """Param function: ``attribute`` of the job's experiment, then ``keys`` into it (a config path)."""
+
+    def value(wildcards):
+        found = getattr(_experiment(wildcards), attribute)
+        for key in keys:
+            found = found[key]
+        return found
+
+    return value
+
+
+def experiment_input(path_of, *args):
+    """Input function: ``path_of(*args, <the experiment's substrate>)`` (one of the substrate paths)."""
+
+    def paths(wildcards):
+        substrate = _experiment(wildcards).substrate
+        return [path_of(arg, substrate) for arg in args] if len(args) > 1 else path_of(*args, substrate)
+
+    return paths
+
+
+def job_files(name, sample_efficiency=None):
+    """Input function: ``name`` from every job of the experiment (see :func:`experiment_jobs`)."""
+
+    def paths(wildcards):
+        return experiment_jobs(_experiment(wildcards), name, sample_efficiency)
+
+    return paths
+
+
+def controls_of_experiment(wildcards):
+    return experiment_controls(_experiment(wildcards))
+
+
+def splits_of_experiment(wildcards):
+    return experiment_splits(_experiment(wildcards))
+
+
+def task_of_experiment(wildcards):
+    return split_settings(_experiment(wildcards).task)
+
+
+def substrate_value(*keys):
+    """Param function: ``keys`` into the resolved config that defines the job's substrate."""
+
+    def value(wildcards):
+        found = SUBSTRATES[wildcards.substrate]
+        for key in keys:
+            found = found[key]
+        return found
+
+    return value
+
+
+def substrate_pool_rule(wildcards):
+    return substrate_kind(SUBSTRATES[wildcards.substrate]).pool_rule
+
+
+def substrate_rois(wildcards):
+    return primary_rois(SUBSTRATES[wildcards.substrate])
+
+
+def substrate_is_synthetic(wildcards):
+    return is_synthetic(SUBSTRATES[wildcards.substrate])
+
+
+def task_settings(wildcards):
+    return TASKS[wildcards.task_variant]
+
+
+def training_settings(wildcards):
+    return TRAININGS[wildcards.training]
+
+
+def split_name(wildcards):
+    return SPLITS[wildcards.task_variant][wildcards.split_file].name
+
+
+def task_split_files(wildcards):
+    return [split_file(stem, wildcards.task_variant) for stem in SPLITS[wildcards.task_variant]]
 
 
 def job_control_input(wildcards):
-    """Shuffle controls train on their stored matrix; everything else on the primary matrix."""
-    if cfg.control_base(wildcards.model) in cfg.SHUFFLE_CONTROLS:
-        return control_file(wildcards.model, wildcards.seed, wildcards.substrate)
-    return []
+    """Stored controls train on their own matrix; everything else on the primary matrix."""
+    return control_file(wildcards.model, wildcards.seed, wildcards.substrate) if is_stored_control(wildcards.model) else []
+
+
+def train_threads(wildcards):
+    return config["training"]["threads"] if is_trained(wildcards.model) else 1
+
+
+def train_gpus(wildcards):
+    return 1 if is_trained(wildcards.model) else 0

@@ -9,17 +9,17 @@ rule control:
     output:
         control_file(),
     params:
-        rho_target=config["graph"]["rho_target"],
-        spectral=SPECTRAL,
-        code=CODE["controls"],
+        rho_target=substrate_value("graph", "rho_target"),
+        spectral=substrate_value("graph", "spectral"),
+        code=rule_code_hash("controls", "control"),
     log:
-        log_file("controls/{control}_seed{seed}"),
+        substrate_log("controls/{control}_seed{seed}"),
     conda:
-        "../envs/data.yaml"
+        "../envs/controls.yaml"
     script:
-        "../workflow_scripts/controls.py"
+        "../workflow_scripts/control.py"
 
 
 rule controls:
     input:
-        all_control_files(),
+        sorted({path for experiment in EXPERIMENTS.values() for path in experiment_controls(experiment)}),

@@ -1,4 +1,4 @@
-# Graph cache: pools, scaled matrices, K, and the metadata that gathers them.
+# Graph cache of one substrate: pools, scaled matrices, K, and the metadata that gathers them.
 
 
 rule pools:
@@ -7,17 +7,17 @@ rule pools:
     output:
         graph_file("pool_assignments.csv"),
     params:
-        pool_rule=KIND.pool_rule,
-        primary_rois=PRIMARY_ROIS,
-        pools=config["graph"]["pools"],
-        whole_brain_pool_fraction=config["graph"]["whole_brain_pool_fraction"],
-        code=CODE["graph"],
+        pool_rule=substrate_pool_rule,
+        primary_rois=substrate_rois,
+        pools=substrate_value("graph", "pools"),
+        whole_brain_pool_fraction=substrate_value("graph", "whole_brain_pool_fraction"),
+        code=rule_code_hash("graph", "pools"),
     log:
-        log_file("pools"),
+        substrate_log("pools"),
     conda:
-        "../envs/data.yaml"
+        "../envs/graph.yaml"
     script:
-        "../workflow_scripts/graph.py"
+        "../workflow_scripts/pools.py"
 
 
 rule matrices:
@@ -28,18 +28,18 @@ rule matrices:
         arrays=graph_file("graph_arrays.npz"),
         info=graph_file("matrix_info.json"),
     params:
-        connectome=config["connectome"],
-        rho_target=config["graph"]["rho_target"],
-        signed_policy=config["graph"]["signed_policy"],
-        sign_coverage_threshold=config["graph"]["sign_coverage_threshold"],
-        spectral=SPECTRAL,
-        code=CODE["graph"],
+        connectome=substrate_value("connectome"),
+        rho_target=substrate_value("graph", "rho_target"),
+        signed_policy=substrate_value("graph", "signed_policy"),
+        sign_coverage_threshold=substrate_value("graph", "sign_coverage_threshold"),
+        spectral=substrate_value("graph", "spectral"),
+        code=rule_code_hash("graph", "matrices"),
     log:
-        log_file("matrices"),
+        substrate_log("matrices"),
     conda:
-        "../envs/data.yaml"
+        "../envs/graph.yaml"
     script:
-        "../workflow_scripts/graph.py"
+        "../workflow_scripts/matrices.py"
 
 
 rule k_estimate:
@@ -49,14 +49,14 @@ rule k_estimate:
     output:
         graph_file("k_estimate.json"),
     params:
-        k=config["graph"]["k"],
-        code=CODE["graph"],
+        k=substrate_value("graph", "k"),
+        code=rule_code_hash("graph", "k_estimate"),
     log:
-        log_file("k_estimate"),
+        substrate_log("k_estimate"),
     conda:
-        "../envs/data.yaml"
+        "../envs/graph.yaml"
     script:
-        "../workflow_scripts/graph.py"
+        "../workflow_scripts/k_estimate.py"
 
 
 rule graph_metadata:
@@ -67,19 +67,18 @@ rule graph_metadata:
     output:
         graph_file("graph_metadata.json"),
     params:
-        primary_rois=PRIMARY_ROIS,
-        whole_brain_pool_fraction=config["graph"]["whole_brain_pool_fraction"],
-        synthetic=is_synthetic(config),
-        code=CODE["graph"],
+        primary_rois=substrate_rois,
+        whole_brain_pool_fraction=substrate_value("graph", "whole_brain_pool_fraction"),
+        synthetic=substrate_is_synthetic,
+        code=rule_code_hash("graph", "graph_metadata"),
     log:
-        log_file("graph_metadata"),
+        substrate_log("graph_metadata"),
     conda:
-        "../envs/data.yaml"
+        "../envs/graph.yaml"
     script:
-        "../workflow_scripts/graph.py"
+        "../workflow_scripts/graph_metadata.py"
 
 
 rule graph:
     input:
-        graph_file("graph_metadata.json", SUBSTRATE),
-        graph_file("adjacency_unsigned.npz", SUBSTRATE),
+        [graph_file(name, substrate) for substrate in SUBSTRATES for name in GRAPH_FILES],

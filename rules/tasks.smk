@@ -3,14 +3,14 @@
 
 rule task_split:
     output:
-        split_file("{split_file}"),
+        split_file(),
     params:
-        task=TASK_PARAMS,
-        split=lambda wc: SPLITS[wc.split_file].name,
-        code=CODE["tasks"],
+        task=task_settings,
+        split=split_name,
+        code=rule_code_hash("tasks", "task_split"),
     log:
         f"{RESULTS}/tasks/logs/{{task_variant}}/{{split_file}}.log",
     conda:
-        "../envs/torch.yaml"
+        "../envs/tasks.yaml"
     script:
-        "../workflow_scripts/train.py"
+        "../workflow_scripts/task_split.py"

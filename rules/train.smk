@@ -1,4 +1,5 @@
-# One training job per (substrate, task, mode, model, seed, train size); each writes only its own files.
+# One training job per (substrate, task variant, training variant, model, seed, train size); each writes
+# only its own directory, so jobs can run anywhere a cluster executor puts them.
 
 
 rule train_model:
@@ -9,29 +10,28 @@ rule train_model:
         pools=graph_file("pool_assignments.csv"),
         k=graph_file("k_estimate.json"),
         control=job_control_input,
-        splits=[split_file(stem) for stem in SPLITS],
+        splits=task_split_files,
     output:
         checkpoint=job_file("checkpoint.pt"),
         history=job_file("loss_history.csv"),
         metrics=job_file("metrics.csv"),
     params:
-        task=TASK_PARAMS,
-        training=lambda wc: {} if wc.model == "mean_predictor" else TRAINING_PARAMS,
-        code=CODE["training"],
-    threads: lambda wc: 1 if wc.model == "mean_predictor" else config["training"]["threads"]
+        task=task_settings,
+        training=training_settings,
+        code=rule_code_hash("train", "train_model"),
+    threads: train_threads
     resources:
-        gpu=lambda wc: 0 if wc.model == "mean_predictor" else 1,
+        gpu=train_gpus,
     log:
         job_file("train.log"),
     benchmark:
         job_file("benchmark.tsv")
     conda:
-        "../envs/torch.yaml"
+        "../envs/train.yaml"
     script:
-        "../workflow_scripts/train.py"
+        "../workflow_scripts/train_model.py"
 
 
 rule train:
     input:
-        full_run_jobs("metrics.csv", SUBSTRATE, TASK_VARIANT, MODE),
-        sample_efficiency_jobs("metrics.csv", SUBSTRATE, TASK_VARIANT, MODE),
+        sorted({path for experiment in EXPERIMENTS.values() for path in experiment_jobs(experiment, "metrics.csv")}),

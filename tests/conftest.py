@@ -43,9 +43,37 @@ def write_config(workdir: Path, overrides: dict | None = None) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """The real snakemake CLI, with the repository's Snakefile, run inside ``workdir``."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+def resolved(workdir: Path) -> dict:
+    """The experiments of ``workdir/config.yaml``, resolved exactly as the workflow resolves them."""
+    from connectome_bpu.config import validate_config
+    from connectome_bpu.experiments import resolve_experiments
+
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    return resolve_experiments(validate_config(config))
+
+
+def only_experiment(workdir: Path):
+    experiments = resolved(workdir)
+    assert len(experiments) == 1, list(experiments)
+    return next(iter(experiments.values()))
+
+
+def experiment_dir(workdir: Path, name: str | None = None) -> Path:
+    """``results/experiments/<name>`` (the only experiment of the config when no name is given)."""
+    return workdir / "results" / "experiments" / (name or only_experiment(workdir).name)
+
+
+def job_dir(workdir: Path, model: str, seed: int, n_train: int, name: str | None = None) -> Path:
+    """The directory of one training job of an experiment (docs/paths.md)."""
+    experiment = resolved(workdir)[name] if name else only_experiment(workdir)
+    return (workdir / "results" / experiment.substrate / "runs" / experiment.task_variant
+            / experiment.training_variant(model) / model / f"seed{seed}" / f"n{n_train}")
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600,
+                  repo: Path = REPO) -> subprocess.CompletedProcess:
+    """The real snakemake CLI, with the Snakefile of ``repo`` (this checkout by default), run inside ``workdir``."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", *args]
     env = dict(os.environ, MPLBACKEND="Agg")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,4 +1,4 @@
-"""Config validation: bad values stop snakemake before any job, naming key, value and what is allowed."""
+"""Config validation: bad values stop snakemake before any job, naming experiment, key, value and what is allowed."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectome_bpu.config import resolved_models, validate_config
+from connectome_bpu.config import validate_config
 from connectome_bpu.errors import BPUInputError
+from connectome_bpu.experiments import resolve_experiments
+from connectome_bpu.model_names import MODEL_NAMES, resolved_models
 from conftest import REPO, run_snakemake
 
 BASE = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
+def _validated(config: dict) -> dict:
+    return resolve_experiments(validate_config(config))
+
+
 @pytest.mark.parametrize("key_path, value, expected", [
     (("graph", "rho_target"), -0.5, "config key 'graph.rho_target' has value -0.5; allowed: a number > 0"),
+    (("graph", "rho_target"), 2, "config key 'graph.rho_target' has value 2; allowed: a number <= 1"),
     (("graph", "signed_policy"), "maybe", "config key 'graph.signed_policy' has value 'maybe'; allowed: one of 'auto'"),
     (("graph", "whole_brain_pool_fraction"), 0.7, "config key 'graph.whole_brain_pool_fraction' has value 0.7; allowed: a number < 0.5"),
     (("training", "batch_size"), 0, "config key 'training.batch_size' has value 0; allowed: a number >= 1"),
@@ -24,6 +31,8 @@ BASE = yaml.safe_load((REPO / "config.yaml").read_text())
     (("task", "heading_bins"), 2, "config key 'task.heading_bins' has value 2; allowed: a number >= 4"),
     (("seeds",), "0", "config key 'seeds' has value '0'; allowed: a value of type array"),
     (("synthetic_cx", "copies"), 1.5, "config key 'synthetic_cx.copies' has value 1.5; allowed: a value of type integer"),
+    (("local_name",), "..", "config key 'local_name' has value '..'; allowed: a string matching"),
+    (("local_name",), "../elsewhere", "config key 'local_name' has value '../elsewhere'"),
 ])
 def test_schema_errors_name_key_value_and_allowed(key_path, value, expected):
     config = copy.deepcopy(BASE)
@@ -32,7 +41,7 @@ def test_schema_errors_name_key_value_and_allowed(key_path, value, expected):
         node = node[key]
     node[key_path[-1]] = value
     with pytest.raises(BPUInputError) as err:
-        validate_config(config)
+        _validated(config)
     assert expected in str(err.value)
 
 
@@ -41,10 +50,10 @@ def test_unknown_key_and_cross_key_rules():
     config["grpah"] = {}
     config["graph"]["k"].update(min=5, max=4)
     with pytest.raises(BPUInputError, match="'grpah' was unexpected"):
-        validate_config(config)
+        _validated(config)
     del config["grpah"]
     with pytest.raises(BPUInputError, match=r"'graph.k.min' \(5\) and 'graph.k.max' \(4\)"):
-        validate_config(config)
+        _validated(config)
 
 
 def test_command_line_strings_are_coerced():
@@ -61,11 +70,88 @@ def test_default_model_list_has_controls_and_baselines():
     assert {"random_dale", "degree_shuffle_dale", "weight_shuffle_dale"} <= set(models)
 
 
+def test_schema_model_names_are_the_package_model_names():
+    schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
+    assert set(schema["$defs"]["model_name"]["enum"]) == set(MODEL_NAMES)
+
+
+# --- experiments ---------------------------------------------------------------------------------
+
+def _with_experiments(*experiments: dict) -> dict:
+    config = copy.deepcopy(BASE)
+    config["experiments"] = list(experiments)
+    return config
+
+
+def test_no_experiments_means_one_named_after_substrate_task_and_mode():
+    experiments = _validated(copy.deepcopy(BASE))
+    assert list(experiments) == ["synthetic_cx_cx_polar_bump_frozen"]
+    experiment = experiments["synthetic_cx_cx_polar_bump_frozen"]
+    assert experiment.substrate == "synthetic_cx" and experiment.mode == "frozen"
+
+
+@pytest.mark.parametrize("experiment, expected", [
+    ({"name": "x", "connectome": "hemibrain_xx"}, "experiment 'x': config key 'connectome' has value 'hemibrain_xx'"),
+    ({"name": "x", "task": {"name": "odour"}}, "experiment 'x': config key 'task.name' has value 'odour'"),
+    ({"name": "x", "models": ["cx_bpu", "lstm"]}, "experiment 'x': config key 'models' has value"),
+    ({"name": "x", "training": {"epochz": 3}}, "experiment 'x': config key 'training': Additional properties are "
+                                               "not allowed ('epochz' was unexpected)"),
+    ({"name": "x", "resources_dir": "/tmp"}, "experiment 'x': config key 'resources_dir' is shared by every experiment"),
+    ({"name": "x", "training": {"threads": 4}}, "experiment 'x': config key 'training.threads' is an execution setting"),
+    ({"name": "x-y"}, "experiment name 'x-y': expected a letter"),
+    ({"name": "x", "task": {"train": {"T": 30}}}, "experiment 'x': config keys 'task.train.T' and 'task.val.T'"),
+    ({"name": "x", "connectome": "local", "local_name": "tasks", "local_exports": str(REPO / "tests")},
+     "does not contain neurons.csv"),
+])
+def test_each_experiment_is_validated_with_its_name_and_key(experiment, expected):
+    with pytest.raises(BPUInputError) as err:
+        _validated(_with_experiments({"name": "fine"}, experiment))
+    assert expected in str(err.value)
+    assert "'fine'" not in str(err.value)
+
+
+def test_duplicate_experiment_names_are_refused():
+    with pytest.raises(BPUInputError, match="experiment name 'a' is used twice"):
+        _validated(_with_experiments({"name": "a"}, {"name": "a", "seeds": [4]}))
+
+
+def test_shared_artifacts_get_one_identifier_and_changed_ones_another():
+    experiments = _validated(_with_experiments(
+        {"name": "base"}, {"name": "longer", "training": {"epochs": 99}},
+        {"name": "observed", "training": {"train_recurrent": "observed"}},
+        {"name": "cartesian", "task": {"name": "cartesian"}},
+        {"name": "signed", "graph": {"signed_policy": "force_signed"}}))
+    base = experiments["base"]
+    assert experiments["longer"].substrate == base.substrate == "synthetic_cx"
+    assert experiments["longer"].task_variant == base.task_variant
+    assert experiments["longer"].training != base.training          # epochs differ: separate job directories
+    assert experiments["observed"].training.startswith("observed-")
+    assert experiments["cartesian"].task_variant.startswith("cartesian-")
+    assert experiments["signed"].substrate.startswith("synthetic_cx-")   # its own graph cache
+    assert experiments["signed"].training == base.training
+    again = _validated(_with_experiments({"name": "other", "training": {"epochs": 99}}))
+    assert again["other"].training == experiments["longer"].training   # same settings, same directory
+
+
+def test_two_local_exports_may_not_share_a_results_directory(tmp_path: Path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for file in ("neurons.csv", "connections.csv"):
+            (tmp_path / name / file).write_text("x\n")
+    with pytest.raises(BPUInputError, match="both write results/mine/"):
+        _validated(_with_experiments(
+            {"name": "one", "connectome": "local", "local_exports": str(tmp_path / "a"), "local_name": "mine"},
+            {"name": "two", "connectome": "local", "local_exports": str(tmp_path / "b"), "local_name": "mine"}))
+
+
 @pytest.mark.workflow
 @pytest.mark.parametrize("args, expected", [
     (["--config", "seeds=[0, -3]"], "config key 'seeds.1' has value -3"),
     (["--config", "connectome=nowhere"], "config key 'connectome' has value 'nowhere'"),
     (["--config", "connectome=local", "local_exports=/nonexistent"], "does not contain neurons.csv"),
+    (["--config", "graph={rho_target: 2}"], "config key 'graph.rho_target' has value 2; allowed: a number <= 1"),
+    (["--config", "experiments=[{name: pools}]"], "experiment name(s) pools are also names of rules"),
+    (["--config", "experiments=[{name: a, training: {epochz: 1}}]"], "experiment 'a': config key 'training'"),
 ])
 def test_snakemake_stops_before_any_job(workdir: Path, args, expected):
     proc = run_snakemake(workdir, *args, check=False)
@@ -78,3 +164,10 @@ def test_snakemake_stops_before_any_job(workdir: Path, args, expected):
 def test_command_line_seed_list_is_accepted(workdir: Path):
     proc = run_snakemake(workdir, "-n", "--config", "seeds=[0,1,2]")
     assert "seed2" in proc.stdout
+
+
+@pytest.mark.workflow
+def test_short_form_selects_the_task_of_the_one_experiment(workdir: Path):
+    proc = run_snakemake(workdir, "-n", "--config", "task={name: cartesian}")
+    assert "results/experiments/synthetic_cx_cartesian_frozen/summary.md" in proc.stdout
+    assert "results/tasks/cartesian-" in proc.stdout

@@ -10,11 +10,11 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from connectome_bpu import controls
-from connectome_bpu.config import control_seed
-from connectome_bpu.controls import (CONTROL_NAMES, build_control, column_sign, dale_labels, load_control,
-                                     matrix_invariants, matrix_sha256, save_control, validate_control,
+from connectome_bpu.model_names import control_seed
+from connectome_bpu.controls import (build_control, dale_labels, load_control, save_control, validate_control,
                                      write_no_recurrence_marker)
+from connectome_bpu.matrix import column_sign, matrix_invariants, matrix_sha256, scalar_invariants
+from connectome_bpu.model_names import CONTROL_NAMES
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.spectral import scale_to_radius
 
@@ -164,7 +164,8 @@ def test_random_dale_can_use_empty_inhibitory_columns(signed, signs):
 # --------------------------------------------------------------------------------------------------
 
 def reference_random(primary: sp.csr_matrix, rng_seed: int) -> sp.csr_matrix:
-    """benchmark.md section 7's ``random`` as a plain loop: the vectorised version must draw the same matrix."""
+    """The original benchmark's ``random`` algorithm as a plain loop (docs/benchmark.md#controls): the vectorised
+    version must draw the same matrix (docs/departures.md#vectorised-controls)."""
     coo = primary.tocoo()
     n, loops = primary.shape[0], coo.row == coo.col
     rng = np.random.default_rng(rng_seed)
@@ -560,7 +561,7 @@ def test_validation_does_not_trust_stored_invariants(tmp_path, unsigned):
     matrix = move_entry(load_control(path)[0], row=0)
     arrays, meta = stored_arrays(path)
     invariants = matrix_invariants(matrix)
-    meta.update(invariants=json.loads(json.dumps(controls._scalar_invariants(invariants))),
+    meta.update(invariants=json.loads(json.dumps(scalar_invariants(invariants))),
                 matrix_sha256=matrix_sha256(matrix))
     rewrite(path, matrix=matrix, meta=meta, in_degree=invariants["in_degree"], out_degree=invariants["out_degree"],
             column_sign=invariants["column_sign"])

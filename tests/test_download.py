@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
 
-from connectome_bpu.sources.download import DownloadError, ExpectedFile, fetch, md5_file, verify
+from connectome_bpu.sources.download import (DownloadError, ExpectedFile, describe_mismatch, fetch, md5_file,
+                                              verify)
 
 FAST = {"backoff_seconds": 0.01, "timeout": 5.0, "chunk_bytes": 4096}
 
@@ -218,21 +219,35 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     assert [r["range"] for r in server.requests] == ["bytes=1000-"]
 
 
-@pytest.mark.parametrize("other", ["same_size", "longer"])
-def test_checksum_mismatch_fails_after_retries_and_leaves_nothing(server, tmp_path, other):
+@pytest.mark.parametrize("other", ["same_size", "longer", "shorter"])
+def test_wrong_bytes_from_the_server_fail_at_once_with_both_checksums(server, tmp_path, other):
+    """A whole file from one response that does not verify is what the server serves: no retry, one error."""
     body = _feather_bytes()
-    wrong = bytes(len(body)) if other == "same_size" else body + b"trailing junk"
+    wrong = {"same_size": bytes(len(body)), "longer": body + b"trailing junk", "shorter": body[:-100]}[other]
     server.serve(body, default="other", other=wrong)
     dest = tmp_path / "conn.feather"
     url = server.url("conn.feather")
     with pytest.raises(DownloadError) as caught:
         fetch(url, dest, _expected("conn.feather", body), retries=2, **FAST)
     message = str(caught.value)
-    assert url in message and "3 attempt(s)" in message and "failed verification" in message
-    assert ("md5" if other == "same_size" else "size") in message
-    assert len(server.requests) == 3
+    assert message.startswith("conn.feather: ") and url in message and str(dest) in message
+    assert f"expected {len(body)} bytes, md5 {_md5(body)}; got {len(wrong)} bytes, md5 {_md5(wrong)}" in message
+    assert caught.value.mismatch is not None and caught.value.url == url
+    assert len(server.requests) == 1 and server.requests[0]["range"] is None
     assert not dest.exists() and not _part(dest).exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resumed_file_that_fails_verification_is_fetched_again_from_zero(server, tmp_path):
+    """A stale partial file with wrong bytes spoils the resumed file; one download from zero repairs it."""
+    body = _npy_bytes()
+    server.serve(body)
+    dest = tmp_path / "roots.npy"
+    half = len(body) // 2
+    _part(dest).write_bytes(bytes(half))
+    fetch(server.url("roots.npy"), dest, _expected("roots.npy", body), **FAST)
+    assert dest.read_bytes() == body
+    assert [r["range"] for r in server.requests] == [f"bytes={half}-", None]
 
 
 def test_server_error_then_success(server, tmp_path, caplog):
@@ -288,15 +303,46 @@ def test_existing_correct_file_is_reused_without_any_request(server, tmp_path):
     assert server.requests == []
 
 
-@pytest.mark.parametrize("corrupt", ["same_size", "truncated"])
-def test_existing_corrupt_file_is_fetched_again(server, tmp_path, corrupt):
+@pytest.mark.parametrize("corrupt", ["same_size", "truncated", "longer"])
+def test_existing_corrupt_file_is_fetched_again(server, tmp_path, corrupt, caplog):
     body = _npy_bytes()
     server.serve(body)
     dest = tmp_path / "roots.npy"
-    dest.write_bytes(bytes(len(body)) if corrupt == "same_size" else body[:100])
-    fetch(server.url("roots.npy"), dest, _expected("roots.npy", body), **FAST)
+    dest.write_bytes({"same_size": bytes(len(body)), "truncated": body[:100], "longer": body + b"x"}[corrupt])
+    with caplog.at_level(logging.WARNING, logger="connectome_bpu.sources.download"):
+        fetch(server.url("roots.npy"), dest, _expected("roots.npy", body), **FAST)
     assert dest.read_bytes() == body
     assert [r["range"] for r in server.requests] == [None]
+    assert "does not verify" in caplog.text and "downloading again" in caplog.text
+
+
+def test_corrupt_cached_file_is_refetched_with_retries_and_resume(server, tmp_path):
+    """The fresh download of a corrupt cached file gets the full machinery: a dropped connection is
+    resumed from the ``.part`` with a Range request, and the result is verified before the rename."""
+    body = _feather_bytes()
+    server.serve(body, plan=["drop"])
+    dest = tmp_path / "conn.feather"
+    dest.write_bytes(bytes(len(body)))
+    fetch(server.url("conn.feather"), dest, _expected("conn.feather", body), **FAST)
+    assert dest.read_bytes() == body
+    assert [r["range"] for r in server.requests] == [None, f"bytes={len(body) // 2}-"]
+    assert not _part(dest).exists()
+
+
+def test_corrupt_cached_file_and_wrong_server_bytes_give_one_clear_error(server, tmp_path):
+    body = _npy_bytes()
+    wrong = bytes(len(body))
+    server.serve(body, default="other", other=wrong)
+    dest = tmp_path / "roots.npy"
+    dest.write_bytes(body[:-1] + b"!")
+    url = server.url("roots.npy")
+    with pytest.raises(DownloadError) as caught:
+        fetch(url, dest, _expected("roots.npy", body), retries=3, **FAST)
+    message = str(caught.value)
+    assert "roots.npy" in message and url in message
+    assert f"expected {len(body)} bytes, md5 {_md5(body)}" in message and f"md5 {_md5(wrong)}" in message
+    assert len(server.requests) == 1
+    assert list(tmp_path.iterdir()) == []   # the corrupt copy is gone and nothing unverified replaced it
 
 
 def test_complete_part_is_verified_locally_and_oversized_part_discarded(server, tmp_path):
@@ -335,3 +381,6 @@ def test_verify_and_md5(tmp_path):
     assert verify(path, ExpectedFile("f.bin", 20, digest)) == "size 10 != 20 bytes"
     assert verify(path, ExpectedFile("f.bin", None, "0" * 32)).startswith(f"md5 {digest} != ")
     assert "does not exist" in verify(tmp_path / "nope", ExpectedFile("nope", None, None))
+    # The error text always shows both sizes and both digests, even when the size alone differs.
+    assert describe_mismatch(path, ExpectedFile("f.bin", 20, "A" * 32)) == \
+        f"expected 20 bytes, md5 {'a' * 32}; got 10 bytes, md5 {digest}"

@@ -1,4 +1,4 @@
-"""``connectome_bpu.sources.flywire``: release files, normalisation (benchmark 1.2/1.3) and the export step.
+"""``connectome_bpu.sources.flywire``: release files, normalisation (``docs/benchmark.md``) and the export step.
 
 A tiny release is generated: a few hundred 18-digit root ids (neighbours included, so any pass through
 float64 would merge them) saved as uint64 like the published file, and a Feather connections table with
@@ -10,10 +10,14 @@ The streaming implementation is checked against a plain pandas transcription of 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
+import shutil
+import socket
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,7 +119,7 @@ def release(tmp_path):
 
 # --- the specification, transcribed plainly into pandas ---------------------------------------------------
 
-def reference(ids: np.ndarray, frame: pd.DataFrame, *, mushroom_body: bool, nt_confidence: float = 0.70):
+def specification(ids: np.ndarray, frame: pd.DataFrame, *, mushroom_body: bool, nt_confidence: float = 0.70):
     ids = np.sort(ids)
     pre_col, post_col = "pre_pt_root_id", "post_pt_root_id"
     rows = frame[frame[pre_col].isin(ids) & frame[post_col].isin(ids)]
@@ -176,7 +180,7 @@ def _assert_matches(result, expected) -> None:
 def test_whole_brain_matches_the_specification(release, batch_rows):
     roots, connections, ids, frame = release
     result = normalise_whole(roots, connections, batch_rows=batch_rows)
-    _assert_matches(result, reference(ids, frame, mushroom_body=False))
+    _assert_matches(result, specification(ids, frame, mushroom_body=False))
     neurons = result[0].set_index("bodyId")
     assert len(neurons) == ids.size   # every proofread id, with or without rows
     for index, (what, _, label) in VOTES.items():
@@ -187,7 +191,7 @@ def test_whole_brain_matches_the_specification(release, batch_rows):
 def test_mushroom_body_matches_the_specification(release, batch_rows):
     roots, connections, ids, frame = release
     result = normalise_mushroom_body(roots, connections, batch_rows=batch_rows)
-    _assert_matches(result, reference(ids, frame, mushroom_body=True))
+    _assert_matches(result, specification(ids, frame, mushroom_body=True))
     neurons, roi, edges, stats = result
     assert neurons["bodyId"].size < ids.size
     assert set(edges["bodyId_pre"]) | set(edges["bodyId_post"]) == set(neurons["bodyId"])
@@ -217,7 +221,7 @@ def test_unknown_ids_are_dropped_and_counted(release):
 
 def test_uint64_id_columns_give_the_same_result(tmp_path):
     roots, connections, ids, frame = _write_release(tmp_path, id_type=pa.uint64())
-    _assert_matches(normalise_whole(roots, connections), reference(ids, frame, mushroom_body=False))
+    _assert_matches(normalise_whole(roots, connections), specification(ids, frame, mushroom_body=False))
 
 
 def test_confidence_threshold_is_configurable(release):
@@ -299,29 +303,38 @@ def _overrides(roots, connections) -> dict:
     return {path.name: {"bytes": path.stat().st_size, "md5": md5_file(path)} for path in (roots, connections)}
 
 
+@contextlib.contextmanager
+def _zenodo(directory):
+    """A loopback stand-in for Zenodo serving the files of ``directory``; yields (base URL, requested paths)."""
+    requests: list[str] = []
+    handler = functools.partial(_QuietFiles, directory=str(directory), requests=requests)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+FAST = {"backoff_seconds": 0.01, "timeout": 5.0, "progress": False}
+
+
 @pytest.mark.parametrize("connectome", ["flywire_whole", "flywire_mushroom_body"])
 def test_fetched_release_becomes_valid_exports(tmp_path, connectome):
     served = tmp_path / "zenodo"
     served.mkdir()
     roots, connections, ids, frame = _write_release(served)
-    handler = functools.partial(_QuietFiles, directory=str(served))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        overrides = _overrides(roots, connections)
-        paths = fetch_release(RELEASE, tmp_path / "cache", base_url=base_url, overrides=overrides,
-                              backoff_seconds=0.01, progress=False)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    overrides = _overrides(roots, connections)
+    with _zenodo(served) as (base_url, _):
+        paths = fetch_release(RELEASE, tmp_path / "cache", base_url=base_url, overrides=overrides, **FAST)
     assert list(paths) == [roots.name, connections.name]
     out = tmp_path / "exports"
     summary = write_flywire_exports(out, connectome, paths, release=RELEASE, base_url=base_url,
                                     overrides=overrides)
     exports = load_exports(out)   # the strict reader accepts every table
-    expected = reference(ids, frame, mushroom_body=connectome == "flywire_mushroom_body")
+    expected = specification(ids, frame, mushroom_body=connectome == "flywire_mushroom_body")
     assert exports.neurons["bodyId"].tolist() == [int(i) for i in expected[0]["bodyId"]]   # exact 18-digit ids
     assert len(exports.connections) == len(expected[2]) == summary["connections"]
     assert exports.neurons["transmitter"].tolist() == expected[0]["predictedNt"].tolist()
@@ -332,20 +345,93 @@ def test_fetched_release_becomes_valid_exports(tmp_path, connectome):
     record = provenance["source_files"][connections.name]
     assert record["md5"] == overrides[connections.name]["md5"] and record["bytes"] == connections.stat().st_size
     assert record["url"] == f"{base_url}/{connections.name}?download=1" and len(record["sha256"]) == 64
-    assert record["downloaded_utc"].endswith("+00:00")
+    assert record["downloaded_utc"].endswith("+00:00") and "refetched_because" not in record
     assert provenance["normalisation"]["rows_dropped_unknown_id"] == summary["rows_dropped_unknown_id"] > 0
 
 
-def test_export_step_refuses_a_cached_file_that_does_not_verify(release, tmp_path):
-    roots, connections, _, _ = release
-    overrides = _overrides(roots, connections)
-    overrides[roots.name]["md5"] = "0" * 32
-    paths = {roots.name: roots, connections.name: connections}
-    with pytest.raises(BPUInputError, match=r"does not match the published checksum \(md5"):
-        write_flywire_exports(tmp_path / "out", "flywire_whole", paths, release=RELEASE, overrides=overrides)
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+def _cached_release(tmp_path) -> tuple:
+    """The release served from ``zenodo/`` and a verified copy of it in ``cache/``, as after the download rule."""
+    served = tmp_path / "zenodo"
+    served.mkdir()
+    roots, connections, _, _ = _write_release(served)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    paths = {path.name: Path(shutil.copy(path, cache / path.name)) for path in (roots, connections)}
+    return served, paths, _overrides(roots, connections)
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "truncated"])
+def test_corrupt_cached_file_is_fetched_again_and_verified(tmp_path, damage, caplog):
+    """A cached file damaged after its download is caught where it is read, replaced and then used."""
+    served, paths, overrides = _cached_release(tmp_path)
+    cached = paths[connections_name(RELEASE)]
+    good = cached.read_bytes()
+    cached.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]) if damage == "flipped_byte" else good[:1000])
+    out = tmp_path / "exports"
+    with _zenodo(served) as (base_url, requests), caplog.at_level("WARNING"):
+        summary = write_flywire_exports(out, "flywire_whole", paths, release=RELEASE, base_url=base_url,
+                                        overrides=overrides, fetch_kwargs=FAST)
+    assert cached.read_bytes() == good
+    assert requests == [f"/{cached.name}?download=1"]   # only the damaged file, and only once
+    assert f"cached FlyWire file {cached} failed verification" in caplog.text
+    assert summary["connections"] == len(load_exports(out).connections) > 0
+    record = json.loads((out / "provenance.json").read_text())["source_files"]
+    assert record[cached.name]["md5"] == md5_file(cached)
+    assert ("md5" if damage == "flipped_byte" else "size") in record[cached.name]["refetched_because"]
+    assert "refetched_because" not in record[root_ids_name(RELEASE)]
+
+
+def test_corrupt_cached_file_and_wrong_bytes_on_the_server_give_one_clear_error(tmp_path):
+    served, paths, overrides = _cached_release(tmp_path)
+    cached = paths[root_ids_name(RELEASE)]
+    cached.write_bytes(b"damaged")
+    wrong = np.arange(7, dtype=np.uint64)
+    np.save(served / cached.name, wrong)   # the "mirror" serves another file under the same name
+    out = tmp_path / "exports"
+    expected = overrides[cached.name]
+    with _zenodo(served) as (base_url, requests), pytest.raises(BPUInputError) as caught:
+        write_flywire_exports(out, "flywire_whole", paths, release=RELEASE, base_url=base_url,
+                              overrides=overrides, fetch_kwargs={**FAST, "retries": 3})
+    message = str(caught.value)
+    served_bytes = (served / cached.name).read_bytes()
+    assert str(cached) in message and f"{base_url}/{cached.name}?download=1" in message
+    assert f"expected {expected['bytes']} bytes, md5 {expected['md5']}" in message
+    assert f"got {len(served_bytes)} bytes, md5 {md5_file(served / cached.name)}" in message
+    assert "'flywire.base_url'" in message
+    assert len(requests) == 1   # bytes received whole that do not verify are not downloaded again
+    assert not cached.exists() and list(cached.parent.iterdir()) == [paths[connections_name(RELEASE)]]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_corrupt_cached_file_with_the_server_unreachable_says_what_to_do(tmp_path):
+    _, paths, overrides = _cached_release(tmp_path)
+    cached = paths[connections_name(RELEASE)]
+    cached.write_bytes(b"not a feather file")
+    with socket.socket() as probe:   # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    out = tmp_path / "exports"
+    with pytest.raises(BPUInputError) as caught:
+        write_flywire_exports(out, "flywire_whole", paths, release=RELEASE, base_url=base_url,
+                              overrides=overrides, fetch_kwargs={**FAST, "retries": 1})
+    message = str(caught.value)
+    expected = overrides[cached.name]
+    assert str(cached) in message and "connection failed" in message and "2 attempt(s)" in message
+    assert "'flywire_file' rule" in message and f"{expected['bytes']} bytes with md5 {expected['md5']}" in message
+    assert not cached.exists()   # the next run's download rule sees it missing and fetches it
+    assert not out.exists() or not any(out.iterdir())
 
 
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder (ignoring ``Range``, like a plain mirror) and records each requested path."""
+
+    def __init__(self, *args, requests: list[str], **kwargs) -> None:
+        self.requests = requests
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        super().do_GET()
+
     def log_message(self, *args) -> None:
         pass

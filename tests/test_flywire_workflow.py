@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
 
-from conftest import job_counts, run_snakemake, write_config
+from conftest import experiment_dir, job_counts, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 RELEASE = "tiny"
@@ -76,7 +76,7 @@ def test_flywire_whole_from_loopback_server_through_training(tmp_path: Path, zen
     plan = job_counts(run_snakemake(workdir, "-n").stdout)
     assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1 and plan["train_model"] > 0
     run_snakemake(workdir)
-    run = workdir / "results/flywire_whole/runs/cx_polar_bump_bins32/frozen"
+    run = experiment_dir(workdir)
     by_seed = (run / "metrics_by_seed.csv").read_text()
     for model in ("connectome_bpu", "random", "weight_shuffle", "mean_predictor"):
         assert f",{model}," in by_seed

@@ -12,17 +12,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_snakemake, write_config
+from conftest import REPO, job_dir, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
-JOB = "results/synthetic_cx/runs/cx_polar_bump_bins32/frozen/cx_bpu/seed0/n48"
 OVERRIDES = {"models": ["cx_bpu"], "seeds": [0], "training": {"epochs": 6, "patience": 10},
              "task": {"sample_efficiency_fractions": [1.0]}}
 
 
-def _start(workdir: Path) -> subprocess.Popen:
+def _start(workdir: Path, job: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "1", f"{JOB}/metrics.csv"]
+           "--cores", "1", str(job / "metrics.csv")]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -31,27 +30,28 @@ def test_killed_training_job_resumes_with_identical_results(tmp_path: Path):
     for workdir in (interrupted, clean):
         workdir.mkdir()
         write_config(workdir, OVERRIDES)
+    job = job_dir(interrupted, "cx_bpu", 0, 48).relative_to(interrupted)
     run_snakemake(interrupted, "graph", "--config", "models=[cx_bpu]")   # upstream first, so the kill hits training
 
-    proc = _start(interrupted)
-    state = interrupted / JOB / "resume_state.pt"
+    proc = _start(interrupted, job)
+    state = interrupted / job / "resume_state.pt"
     deadline = time.monotonic() + 240
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert state.exists(), "training never saved an epoch"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (interrupted / JOB / "metrics.csv").exists()
+    assert not (interrupted / job / "metrics.csv").exists()
 
     run_snakemake(interrupted, "--unlock")          # a SIGKILLed snakemake leaves its lock behind
-    run_snakemake(interrupted, f"{JOB}/metrics.csv", "--rerun-incomplete")
-    assert "resuming after epoch" in (interrupted / JOB / "train.log").read_text()
-    run_snakemake(clean, f"{JOB}/metrics.csv")
+    run_snakemake(interrupted, f"{job}/metrics.csv", "--rerun-incomplete")
+    assert "resuming after epoch" in (interrupted / job / "train.log").read_text()
+    run_snakemake(clean, f"{job}/metrics.csv")
 
     columns = lambda frame: frame.drop(columns=["latency_ms_per_sequence"])  # noqa: E731 (wall-clock timing)
-    resumed = pd.read_csv(interrupted / JOB / "metrics.csv")
-    reference = pd.read_csv(clean / JOB / "metrics.csv")
+    resumed = pd.read_csv(interrupted / job / "metrics.csv")
+    reference = pd.read_csv(clean / job / "metrics.csv")
     pd.testing.assert_frame_equal(columns(resumed), columns(reference))
-    pd.testing.assert_frame_equal(pd.read_csv(interrupted / JOB / "loss_history.csv"),
-                                  pd.read_csv(clean / JOB / "loss_history.csv"))
-    assert not (interrupted / JOB / "resume_state.pt").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(interrupted / job / "loss_history.csv"),
+                                  pd.read_csv(clean / job / "loss_history.csv"))
+    assert not (interrupted / job / "resume_state.pt").exists()

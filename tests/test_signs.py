@@ -1,4 +1,4 @@
-"""Transmitter signs, weight coverage and the signed/unsigned primary policy (benchmark.md section 4)."""
+"""Transmitter signs, weight coverage and the signed/unsigned primary policy (docs/benchmark.md#signs)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ def written(tmp_path_factory):
 
 
 def outside_fractions(neurons: pd.DataFrame, roi_counts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """benchmark section 3.1 steps 1-2, written out from the tables (P = EB, PB, FB, NO)."""
+    """The outside fractions of the region pool rule (docs/benchmark.md#pools), written out from the tables
+    (P = EB, PB, FB, NO)."""
     inside = roi_counts[roi_counts["roi"].isin(PRIMARY_ROIS)].groupby("bodyId")[["pre", "post"]].sum()
     inside = inside.reindex(neurons["bodyId"], fill_value=0)
     post, pre = neurons["post"].to_numpy(float), neurons["pre"].to_numpy(float)
@@ -217,8 +218,9 @@ def primary_inputs(directory, signed_policy: str):
 
 
 def bpu_one_timestep(matrix: sp.csr_matrix, inject_idx: np.ndarray, output_idx: np.ndarray, k: int) -> np.ndarray:
-    """Benchmark section 8.1 for one timestep from h = 0: inject ones into ``inject_idx`` at the first of K
-    microsteps, h <- ReLU(W h + inject), then K - 1 times h <- ReLU(W h); return h on the output neurons."""
+    """The BPU equations (docs/benchmark.md#bpu) for one timestep from h = 0: inject ones into ``inject_idx``
+    at the first of K microsteps, h <- ReLU(W h + inject), then K - 1 times h <- ReLU(W h); return h on the
+    output neurons."""
     w = matrix.astype(np.float64)
     h = np.zeros(matrix.shape[0])
     inject = np.zeros_like(h)

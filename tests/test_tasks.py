@@ -25,7 +25,7 @@ from connectome_bpu.tasks import (
 )
 
 DATA_SEED = 12345
-REFERENCE_TASK_CFG = {  # the reference's sizes (benchmark.md §9.5)
+REFERENCE_TASK_CFG = {  # the original benchmark's sizes (docs/benchmark.md#splits)
     "name": "cx_polar_bump", "heading_bins": 32, "bump_kappa": 8.0, "home_distance_scale": 25.0,
     "data_seed": DATA_SEED,
     "train": {"count": 10000, "T": 50}, "val": {"count": 2000, "T": 50},
@@ -42,11 +42,11 @@ CARTESIAN = TaskSpec("cartesian")
 POLAR = TaskSpec("cx_polar_bump", heading_bins=32, bump_kappa=8.0, home_distance_scale=25.0)
 
 
-# ------------------------------------------------------------------ scalar reference (benchmark.md §9.1/§9.5)
+# ------------------------------------ scalar reference loop (docs/benchmark.md#tasks, docs/benchmark.md#splits)
 
 
 def _reference_controls(rng: np.random.Generator, T: int) -> np.ndarray:
-    """One sequence, one scalar draw at a time, literally in the order §9.1 prescribes."""
+    """One sequence, one scalar draw at a time, in the original's draw order (docs/benchmark.md#tasks)."""
     controls = np.zeros((T, 2), dtype=np.float32)
     t = 0
     run = True
@@ -135,7 +135,8 @@ def test_vectorised_generator_is_bit_exact_with_scalar_loop(spec, split, data_se
 
 
 def test_reference_sizes_reproduce_the_published_statistics():
-    """benchmark.md §9.1/§9.3: mean v ≈ 0.69-0.70, sd ω ≈ 0.20-0.21, final distance 18.2 (sd 8.2) at T=50."""
+    """Published statistics (docs/benchmark.md#published-numbers): mean v ≈ 0.69-0.70, sd ω ≈ 0.20-0.21,
+    final distance 18.2 (sd 8.2) at T=50."""
     plan = {s.name: s for s in split_plan(REFERENCE_TASK_CFG)}
     train = generate_split(POLAR, plan["train"], data_seed=DATA_SEED)
     assert 0.69 <= train["inputs"][..., 0].mean() <= 0.71
@@ -324,7 +325,7 @@ def test_loss_sums_weight_elements_like_the_concatenated_split(spec):
     weighted = sum(float(s) for s, _ in parts) / sum(n for _, n in parts)
     assert weighted == pytest.approx(float(whole), rel=1e-12)
     batch_means = np.mean([float(task_loss(spec, pred[a:b], target[a:b])) for a, b in zip(bounds, bounds[1:])])
-    assert batch_means != pytest.approx(float(whole), rel=1e-6)  # the reference's mean of means is not it
+    assert batch_means != pytest.approx(float(whole), rel=1e-6)  # the original's mean of batch means differs
     assert parts[0][1] == 16 * 9
 
 

@@ -15,7 +15,7 @@ from connectome_bpu.depth import estimate_k
 from connectome_bpu.exports import load_exports
 from connectome_bpu.graph import assemble_metadata, build_matrices
 from connectome_bpu.pools import assign_region_pools, pool_indices
-from connectome_bpu.reports.checks import Check, render_report
+from connectome_bpu.checks import Check, render_report
 from connectome_bpu.reports.validation import (bpu_validation_lines, data_validation_lines, model_surface_lines,
                                                training_comparability_lines)
 from connectome_bpu.sources.synthetic_cx import write_synthetic_cx

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import job_counts, run_snakemake, write_config
+from conftest import experiment_dir, job_counts, job_dir, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-RUN = Path("results/synthetic_cx/runs/cx_polar_bump_bins32/frozen")
+RUN = Path("results/experiments/synthetic_cx_cx_polar_bump_frozen")
 GRAPH = Path("results/synthetic_cx/graph")
 ARTIFACTS = [
     "results/synthetic_cx/exports/neurons.csv", "results/synthetic_cx/exports/roi_counts.csv",
@@ -45,7 +45,7 @@ def test_full_run_produces_every_artifact(finished_run: Path) -> None:
     assert not missing, missing
     for model in ("cx_bpu", "random", "no_recurrence", "mean_predictor"):
         for seed in (0, 1):
-            job = finished_run / RUN / model / f"seed{seed}" / "n48"
+            job = job_dir(finished_run, model, seed, 48)
             assert (job / "checkpoint.pt").is_file() and (job / "metrics.csv").is_file()
     by_seed = pd.read_csv(finished_run / RUN / "metrics_by_seed.csv")
     assert set(by_seed["model"]) == {"cx_bpu", "random", "no_recurrence", "mean_predictor"}
@@ -83,6 +83,8 @@ def test_training_option_reruns_training_and_downstream_only(finished_run: Path)
     upstream = {"synthetic_cx", "pools", "matrices", "k_estimate", "graph_metadata", "control", "task_split",
                 "data_validation", "bpu_validation"}
     assert not upstream & set(plan), plan
-    # 3 trained models x 2 seeds, plus 2 trained sample-efficiency models x 2 seeds; mean_predictor is untouched
+    # 3 trained models x 2 seeds, plus 2 trained sample-efficiency models x 2 seeds, in a new training
+    # variant directory; mean_predictor learns nothing, so its jobs are untouched
     assert plan["train_model"] == 10, plan
+    assert experiment_dir(finished_run) == finished_run / RUN
     assert {"aggregate", "summary", "figure", "control_validation"} <= set(plan)

@@ -15,14 +15,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..atomic import read_json
-from ..config import SHUFFLE_CONTROLS, control_base, is_dale
+from ..checks import Check, Line, Note, check
 from ..controls import validate_control
 from ..errors import BPUInputError
 from ..exports import load_exports
 from ..graph import load_primary
+from ..model_names import SHUFFLE_CONTROLS, control_base, is_dale
+from ..pools import pool_indices, read_pools
 from ..signs import choose_primary
 from ..spectral import spectral_radius
-from .checks import Check, Line, Note, check
 
 EXPORT_NAMES = ("neurons.csv", "roi_counts.csv", "connections.csv")
 POOLS = ("sensory", "internal", "output")
@@ -47,7 +48,7 @@ def data_validation_lines(exports_dir: str | Path, pools_path: str | Path, metad
     lines.append(Check(True, f"exports pass schema validation ({len(neurons)} neurons, {len(connections)} "
                              f"aggregated edges, {len(exports.roi_counts)} roi rows)"))
 
-    pools = pd.read_csv(pools_path, dtype={"bodyId": np.int64})
+    pools = read_pools(pools_path)
     neuron_ids = neurons["bodyId"].to_numpy(np.int64)
     pool_ids = pools["bodyId"].to_numpy(np.int64)
     retained = np.isin(neuron_ids, pool_ids).sum()
@@ -133,7 +134,8 @@ def _edge_direction_check(unsigned: sp.csr_matrix, body_ids: np.ndarray, connect
 
 def control_validation_lines(graph_dir: str | Path, control_paths: dict[tuple[str, int], str | Path], *,
                              rho_target: float, spectral_kwargs: dict) -> list[Line]:
-    """Check every stored control file of every requested seed (decisions.md section 4)."""
+    """Check every stored control file of every requested seed: the matrices actually trained
+    (docs/departures.md#control-validation)."""
     primary = load_primary(graph_dir)
     signed = primary.info["primary_matrix"] == "signed"
     names = sorted({name for name, _ in control_paths})
@@ -190,16 +192,15 @@ def split_lines(split_paths: Sequence[str | Path], task_cfg: dict) -> list[Line]
 
 def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: str | Path, *, task_cfg: dict,
                         train_mode: str, dense_max_neurons: int, model_name: str) -> list[Line]:
-    """A freshly built model exposes exactly the trainable surface of benchmark section 8."""
+    """A freshly built model exposes exactly the trainable surface of its mode (docs/benchmark.md#bpu)."""
     import torch
 
     from ..models import build_model, expected_bpu_trainable_count, trainable_parameter_count
-    from ..pools import pool_indices
     from ..tasks import TaskSpec
 
     spec = TaskSpec.from_config(task_cfg)
     primary = load_primary(graph_dir)
-    sensory, _, output = pool_indices(pd.read_csv(pools_path, dtype={"bodyId": np.int64}))
+    sensory, _, output = pool_indices(read_pools(pools_path))
     K = int(read_json(k_path)["K"])
     try:
         model = build_model(model_name, W=primary.matrix, sensory_idx=sensory, output_idx=output, K=K,

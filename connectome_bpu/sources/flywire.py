@@ -1,6 +1,7 @@
 """FlyWire release files (Zenodo record 10676866) and their normalisation into the export schema.
 
-Two substrates come from the same two files (benchmark sections 1.2 and 1.3):
+Two substrates come from the same two files (``docs/benchmark.md#substrates`` describes how each is
+built):
 
 * ``flywire_whole``: every proofread neuron of the release and every connection between them;
 * ``flywire_mushroom_body``: the neurons with a synapse in a mushroom-body neuropil, their whole-brain
@@ -8,22 +9,27 @@ Two substrates come from the same two files (benchmark sections 1.2 and 1.3):
 
 Why the normalisation is written the way it is:
 
-* **Memory.** The connections file has 16,847,997 rows (one per pre, post and neuropil). The reference
-  loads it into pandas and groups it; here only the needed columns are read, a batch of rows at a time,
-  and everything is reduced to integer codes on the fly: a root id becomes its index in the sorted
-  proofread-id list (``np.searchsorted``), a (pre, post) pair the code ``pre * N + post``, a (neuron,
-  neuropil) pair the code ``neuropil * N + neuron``. Per-neuron sums are ``np.bincount``s, per-code sums
-  are reduced per batch (``np.unique`` + ``np.bincount``) and merged once at the end. No row-level pandas
-  frame and no Python object per row is ever built (``bench/bench_flywire_normalise.py`` measures it).
+* **Memory.** The connections file has 16,847,997 rows (one per pre, post and neuropil). The original
+  benchmark code loads it whole into pandas and groups it, which needs many GiB; here only the needed
+  columns are read, a batch of rows at a time, and everything is reduced to integer codes on the fly:
+  a root id becomes its index in the sorted proofread-id list (``np.searchsorted``), a (pre, post) pair
+  the code ``pre * N + post``, a (neuron, neuropil) pair the code ``neuropil * N + neuron``. Per-neuron
+  sums are ``np.bincount``s, per-code sums are reduced per batch (``np.unique`` + ``np.bincount``) and
+  merged once at the end. No row-level pandas frame and no Python object per row is ever built
+  (``bench/bench_flywire_normalise.py`` measures it).
 * **Ids stay int64.** Root ids have 18 digits, beyond float64's exact integers (2**53). numpy may load
   the root-id file as uint64, and comparing uint64 with int64 promotes both to float64, silently merging
   neighbouring ids. The ids are therefore converted to int64 once, in :func:`load_root_ids`, refusing
-  anything that does not fit, and compared only as int64 afterwards (decisions section 10).
+  anything that does not fit, and compared only as int64 afterwards (``docs/departures.md#int64-ids``).
 * **Edges to unknown neurons are dropped and counted.** A connection row whose pre or post id is not in
   the proofread root-id list cannot be placed in the matrix, and the strict export reader rejects such
   edges; the number of dropped rows and synapses, and a few of the ids, go into the provenance.
 * **Nothing unverified is used.** :func:`write_flywire_exports` checks both files against the pinned
-  size and MD5 again before reading them, so a cache edited after the download cannot slip through.
+  size and MD5 again before reading them, so a cache damaged or edited after the download cannot slip
+  through. Snakemake runs the download rule only for a missing file, so a corrupt cached file is caught
+  here, where it is read: it is deleted and fetched again from the configured URL with the same
+  :func:`~connectome_bpu.sources.download.fetch` the download rule uses, and the step fails with an
+  error saying what to do if that download does not produce a verified file.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from ..errors import BPUInputError
 from ..provenance import file_record, utc_now
 from ..substrates import FLYWIRE_MB_NEUROPILS, KINDS
 from . import write_export_set
-from .download import ExpectedFile, fetch, verify
+from .download import DownloadError, ExpectedFile, fetch, verify
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +75,8 @@ MANDATORY_COLUMNS = (PRE, POST, SYN)
 # Transmitter probability columns of the connections file and the label each one votes for.
 TRANSMITTERS = {"ach_avg": "ACh", "gaba_avg": "GABA", "glut_avg": "Glu", "oct_avg": "Oct", "ser_avg": "5HT",
                 "da_avg": "DA"}
-# Only labels the signed matrix can use survive the vote (benchmark section 1.2).
+# Only labels the signed matrix can use survive the vote: ACh excites, GABA and Glu inhibit; other
+# transmitters have no sign there (docs/benchmark.md#signs).
 KEPT_LABELS = ("ACh", "GABA", "Glu")
 WHOLE_BRAIN_ROI = "whole_brain"
 CONNECTOMES = ("flywire_whole", "flywire_mushroom_body")
@@ -134,8 +141,8 @@ def fetch_release(release: str, cache_dir: str | Path, *, base_url: str = DEFAUL
                   overrides: dict | None = None, **fetch_kwargs) -> dict[str, Path]:
     """Download (or reuse verified copies of) both files of ``release`` into ``cache_dir``.
 
-    The small root-id file comes first, as in the reference, so a wrong base URL fails in a second rather
-    than after the large file. ``fetch_kwargs`` go to :func:`connectome_bpu.sources.download.fetch`.
+    The small root-id file comes first, so a wrong base URL fails in a second rather than after the large
+    file. ``fetch_kwargs`` go to :func:`connectome_bpu.sources.download.fetch`.
     """
     cache_dir = Path(cache_dir)
     return {name: fetch(file_url(base_url, name), cache_dir / name, expected, **fetch_kwargs)
@@ -364,8 +371,8 @@ class _NeuronTotals:
             self.scores[:, k] += np.bincount(rows.pre, weights=rows.syn * probability, minlength=n)
 
     def predicted_nt(self, nt_confidence: float) -> np.ndarray:
-        """The transmitter vote of benchmark section 1.2: argmax of the synapse-weighted scores, kept only
-        if it carries at least ``nt_confidence`` of the total score and is ACh, GABA or Glu."""
+        """The transmitter vote (``docs/benchmark.md#signs``): argmax of the synapse-weighted scores,
+        kept only if it carries at least ``nt_confidence`` of the total score and is ACh, GABA or Glu."""
         labels = np.full(self.pre.size, "", dtype=object)
         if not self.labels:
             return labels
@@ -423,7 +430,7 @@ class _RoiTotals:
 
 def normalise_whole(root_ids_path: str | Path, connections_path: str | Path, *, nt_confidence: float = 0.70,
                     batch_rows: int = 2_000_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """``flywire_whole`` (benchmark section 1.2): neurons, roi_counts, connections and statistics.
+    """``flywire_whole`` (``docs/benchmark.md#substrates``): neurons, roi_counts, connections and statistics.
 
     One pass over the connections file. Neurons are all proofread root ids (sorted), including those
     without any connection row; connections are summed over neuropils per (pre, post).
@@ -465,7 +472,7 @@ def normalise_whole(root_ids_path: str | Path, connections_path: str | Path, *, 
 def normalise_mushroom_body(root_ids_path: str | Path, connections_path: str | Path, *,
                             neuropils: tuple[str, ...] | list[str] = MB_NEUROPILS, nt_confidence: float = 0.70,
                             batch_rows: int = 2_000_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """``flywire_mushroom_body`` (benchmark section 1.3): the neurons with a synapse in ``neuropils``.
+    """``flywire_mushroom_body`` (``docs/benchmark.md#substrates``): neurons with a synapse in ``neuropils``.
 
     Two passes, because the body set must be known before the rows that touch it can be summed:
 
@@ -556,15 +563,51 @@ def _table_stats(neurons: pd.DataFrame, roi_counts: pd.DataFrame, connections: p
 
 # --- the export step ------------------------------------------------------------------------------------
 
+def ensure_verified(path: str | Path, expected: ExpectedFile, *, base_url: str = DEFAULT_BASE_URL,
+                    **fetch_kwargs) -> str | None:
+    """Make the cached file ``path`` verify against ``expected``, fetching it again if it does not.
+
+    Returns None if the cached copy verified as it was, else why it did not (it has then been replaced by
+    a fresh, verified download). The download is :func:`~connectome_bpu.sources.download.fetch` from
+    ``base_url``, exactly as the download rule does it: the corrupt copy is deleted, the transfer is
+    retried and resumed, and the new file is renamed into place only after it verifies. If that fails, a
+    :class:`BPUInputError` says what went wrong and what to do.
+    """
+    path = Path(path)
+    problem = verify(path, expected)
+    if problem is None:
+        return None
+    url = file_url(base_url, expected.name)
+    log.warning("cached FlyWire file %s failed verification (%s); fetching it again from %s", path, problem, url)
+    try:
+        fetch(url, path, expected, **fetch_kwargs)
+    except DownloadError as error:
+        if error.mismatch is not None:
+            advice = (f"the server's copy does not match either ({error.mismatch}). Check config key "
+                      f"'flywire.base_url' (a mirror must serve the published file unchanged) and, for a "
+                      f"release other than 783, the values under 'flywire.files'")
+        else:
+            advice = (f"downloading it again failed: {error}. Rerun the workflow once {url} is reachable (the "
+                      f"'flywire_file' rule downloads the missing file), or put a copy of {expected.size} bytes "
+                      f"with md5 {expected.md5} at {path}")
+        raise BPUInputError(f"cached FlyWire file {path} failed its published size/MD5 check ({problem}), so it "
+                            f"was removed and fetched again from {url}; {advice}") from error
+    return problem
+
+
 def write_flywire_exports(out_dir: str | Path, connectome: str, paths: dict[str, Path], *, release: str,
                           base_url: str = DEFAULT_BASE_URL, nt_confidence: float = 0.70,
-                          overrides: dict | None = None) -> dict:
+                          overrides: dict | None = None, fetch_kwargs: dict | None = None) -> dict:
     """Verify the cached release files, normalise them and write the export set with its provenance.
 
-    ``paths`` maps file names (as from :func:`fetch_release`) to the cached files. The provenance records
-    the Zenodo record, release, URL and size/MD5/sha256 of each file, when it was downloaded (the cached
-    file's modification time: :func:`fetch` renames it into place right after verification), and the
-    normalisation statistics including the rows dropped for unknown ids. Returns the main counts.
+    ``paths`` maps file names (as from :func:`fetch_release`) to the cached files. A cached file whose size
+    or MD5 does not match is never used: :func:`ensure_verified` deletes it and downloads it again from
+    ``base_url`` (``fetch_kwargs``, e.g. ``retries``, ``backoff_seconds``, ``timeout``, go to
+    :func:`~connectome_bpu.sources.download.fetch`). The provenance records the Zenodo record, release, URL
+    and size/MD5/sha256 of each file, when it was downloaded (the cached file's modification time:
+    :func:`fetch` renames it into place right after verification), the reason a file was fetched again if
+    it was, and the normalisation statistics including the rows dropped for unknown ids. Returns the main
+    counts.
     """
     if connectome not in CONNECTOMES:
         raise BPUInputError(f"connectome {connectome!r} is not a FlyWire substrate; expected one of {CONNECTOMES}")
@@ -574,13 +617,12 @@ def write_flywire_exports(out_dir: str | Path, connectome: str, paths: dict[str,
         if name not in paths:
             raise BPUInputError(f"no cached path given for FlyWire file {name!r} (given: {sorted(paths)})")
         path = Path(paths[name])
-        problem = verify(path, expected)
-        if problem is not None:
-            raise BPUInputError(f"cached FlyWire file {path} does not match the published checksum ({problem}); "
-                                f"delete it and run the download again")
+        problem = ensure_verified(path, expected, base_url=base_url, **(fetch_kwargs or {}))
         modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
         sources[name] = {**file_record(path), "md5": expected.md5, "url": file_url(base_url, name),
                          "downloaded_utc": modified}
+        if problem is not None:
+            sources[name]["refetched_because"] = f"the cached copy failed verification ({problem})"
 
     root_ids_path = Path(paths[root_ids_name(release)])
     connections_path = Path(paths[connections_name(release)])

@@ -1,4 +1,7 @@
-"""``local``: any directory of exports in the benchmark schema becomes a substrate (decisions section 7).
+"""``local``: any directory of exports in the export schema (docs/benchmark.md#exports) becomes a substrate.
+
+So data obtained elsewhere can be benchmarked without a source module of its own
+(docs/departures.md#local-exports).
 
 The source directory is validated completely (:func:`connectome_bpu.exports.load_exports`) before anything
 is written, then normalised copies of the three tables land in the pipeline's own export directory with a

@@ -1,13 +1,13 @@
-"""neuPrint acquisition (benchmark section 1.1): a hemibrain region's exports through neuprint-python.
+"""neuPrint acquisition: a hemibrain region's exports through neuprint-python.
 
-The queries are the reference's, so the tables are comparable with its published runs: neurons are the
-``:Neuron`` bodies with a synapse in *any* requested ROI, connections are every ``ConnectsTo`` edge among
+The queries are the original benchmark's, so the tables are comparable with its published runs: neurons are
+the ``:Neuron`` bodies with a synapse in *any* requested ROI, connections are every ``ConnectsTo`` edge among
 them (library defaults: at least one synapse, per-ROI table over primary ROIs plus ``NotPrimary``), summed
-over ROIs per directed pair. Departures, all fixes of reference defects (decisions section 3):
+over ROIs per directed pair. Departures from the original, each fixing one of its faults:
 
 * the token is read from ``NEUPRINT_APPLICATION_CREDENTIALS`` *or* ``NEUPRINT_TOKEN`` and passed to the
-  client explicitly (the reference accepted ``NEUPRINT_TOKEN`` but left the client reading only the first
-  variable, so it failed later);
+  client explicitly (the original accepted ``NEUPRINT_TOKEN`` but left the client reading only the first
+  variable, so it failed later; docs/departures.md#neuprint-token);
 * every failure (token rejected, unknown ROI, server error, unreachable server, no neurons) stops with one
   error that says what to do, and nothing is written: the three tables, ``roi_hierarchy.json`` and
   ``provenance.json`` (with the sha256 of every other file) appear together or not at all.
@@ -52,7 +52,7 @@ ROI_HIERARCHY_FILE = "roi_hierarchy.json"
 # change the export, and recorded in provenance.json.
 ADJACENCY_PARAMETERS = {"min_roi_weight": 1, "min_total_weight": 1, "include_nonprimary": False, "batch_size": 200}
 
-# Column names accepted for the connection table (first present wins), as in the reference: different
+# Column names accepted for the connection table (first present wins), as in the original benchmark: different
 # neuprint-python releases and hand-made tables spell them differently.
 _CONNECTION_NAMES = {
     "bodyId_pre": ("bodyId_pre", "pre_bodyId", "pre", "bodyId_x"),
@@ -176,7 +176,7 @@ def fetch_neuprint_exports(out_dir: str | Path, *, connectome: str, server: str,
     """Download one region from neuPrint and write its export set into ``out_dir``; returns the counts.
 
     Writes ``neurons.csv``, ``roi_counts.csv``, ``connections.csv``, ``roi_hierarchy.json`` and
-    ``provenance.json`` (benchmark section 2), all or nothing. ``token`` is passed to the client explicitly;
+    ``provenance.json`` (docs/benchmark.md#exports), all or nothing. ``token`` is passed to the client explicitly;
     ``client`` replaces the ``neuprint.Client`` that would otherwise be created from server/dataset/token
     (a caller that already holds a connection). Raises :class:`BPUInputError` for a rejected token, an
     unknown dataset or ROI, or a region without neurons or connections, and :class:`NeuprintServerError`
@@ -345,5 +345,5 @@ def _roi_count_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unmarked(hierarchy: Mapping) -> dict:
-    """The hierarchy without primary marks, as the reference dumps it (``mark_primary=False``)."""
+    """The hierarchy without primary marks, as the original benchmark dumps it (``mark_primary=False``)."""
     return {_clean_roi(str(name)): _unmarked(children) for name, children in hierarchy.items()}

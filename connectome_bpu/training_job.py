@@ -20,12 +20,13 @@ import torch
 
 from . import atomic
 from .atomic import read_json
-from .controls import load_control, matrix_sha256
+from .controls import load_control
 from .gpu import select_device
 from .graph import PrimaryGraph, load_primary
+from .matrix import matrix_sha256
 from .metrics import DRIFT_COLUMN, DRIFT_SOURCE, drift_slope, evaluate, mean_predictor_outputs, mean_predictor_targets
 from .models import build_model, trainable_parameter_count
-from .pools import pool_indices
+from .pools import pool_indices, read_pools
 from .tasks import SplitDef, TaskSpec, load_split, split_plan
 from .training import RESUME_FILE, TrainSettings, job_fingerprint, latency_ms_per_sequence, predict, train_model
 
@@ -88,7 +89,7 @@ def run_job(request: JobRequest) -> pd.DataFrame:
     try:
         torch.set_num_threads(int(request.training_cfg["threads"]))
         primary = load_primary(request.graph_dir)
-        pools = pd.read_csv(request.pools_path, dtype={"bodyId": np.int64})
+        pools = read_pools(request.pools_path)
         sensory, _, output = pool_indices(pools)
         K = int(read_json(request.k_path)["K"])
         matrix, matrix_sha = recurrent_matrix(request, primary)

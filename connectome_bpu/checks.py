@@ -1,7 +1,8 @@
 """The one place a report line's verdict comes from.
 
 A :class:`Check` stores the boolean that a test computed; the renderer turns it into ``PASS``/``FAIL``.
-Report writers therefore cannot print a PASS without having evaluated something that can be false.
+Report writers therefore cannot print a PASS without having evaluated something that can be false
+(docs/departures.md#computed-checks).
 Informational lines (counts, notes) are plain :class:`Note` bullets and never carry a verdict.
 """
 
@@ -41,7 +42,7 @@ def check(condition: object, text: str) -> Check:
 
 
 def render_report(title: str, lines: Iterable[Line], preamble: str = "") -> str:
-    """``# Title``, an optional paragraph, then one bullet per line (the reference's layout)."""
+    """``# Title``, an optional paragraph, then one bullet per line (the original benchmark's layout)."""
     body = [f"# {title}", ""]
     if preamble:
         body += [preamble, ""]

@@ -1,0 +1,230 @@
+"""Experiments: named runs over one DAG that share every artifact they can.
+
+``config.yaml`` holds shared defaults; ``experiments`` lists named runs, each a partial config that
+overrides those defaults (its substrate, task, recurrent mode, models, seeds, training knobs, ...).
+Each experiment resolves to a complete config, validated by the same schema as the defaults, and to
+the identifiers of the artifacts it needs (docs/paths.md):
+
+* a **substrate** directory (exports, graph cache, controls), named after the connectome; an
+  experiment that changes how the substrate is built (``graph.*``, ``synthetic_cx.*``) gets its own
+  directory with a hash suffix, so it never overwrites the shared one;
+* a **task variant** (split files), named after the task plus a hash of every knob that changes the
+  files' content, shared by every substrate;
+* a **training variant** (job directories), the recurrent mode plus a hash of every training knob
+  that changes the numbers, so two experiments that differ only in epochs never collide, and two that
+  agree share their jobs.
+
+Identical settings always give identical identifiers, so Snakemake builds each artifact once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .config import cross_key_problems, schema_problems, substrate_name
+from .errors import BPUInputError
+from .model_names import control_models, is_trained, primary_model_name, resolved_models
+from .tasks import TaskSpec, nested_train_subset
+
+# Keys an experiment may not override: where results and downloads live, and the download sources
+# (one cache per release or dataset serves every experiment).
+SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments")
+# Execution settings: they decide where and how fast a job runs, never its numbers, so they are shared.
+EXECUTION_ONLY = (("training", "device"), ("training", "threads"))
+# Keys that decide how a substrate's exports, graph cache and controls are built.
+SUBSTRATE_KEYS = ("connectome", "local_exports", "local_name", "primary_rois", "synthetic_cx", "graph")
+# Training keys that change a trained model's numbers (device and threads do not).
+TRAINING_KEYS = ("train_recurrent", "runtime", "lr", "patience", "min_delta", "grad_clip", "batch_size", "epochs",
+                 "dense_max_neurons", "gru_reference_max_hidden")
+# Task keys that change split files (the sample-efficiency knobs only choose which jobs run).
+SPLIT_KEYS = ("name", "heading_bins", "bump_kappa", "home_distance_scale", "data_seed", "train", "val", "test",
+              "test_noise")
+UNTRAINED = "untrained"   # training variant of models that learn nothing (the mean predictor)
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks")   # sibling directories under results/
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One named experiment: its resolved config and the identifiers of everything it needs."""
+
+    name: str
+    config: dict[str, Any]
+    substrate: str
+    task_variant: str
+    training: str
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    primary: str
+    se_counts: tuple[int, ...]
+    se_models: tuple[str, ...]
+
+    @property
+    def mode(self) -> str:
+        return self.config["training"]["train_recurrent"]
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return self.config["task"]
+
+    @property
+    def n_train(self) -> int:
+        return int(self.task["train"]["count"])
+
+    @property
+    def train_T(self) -> int:
+        return int(self.task["train"]["T"])
+
+    @property
+    def controls(self) -> list[str]:
+        return control_models(self.models)
+
+    def training_variant(self, model: str) -> str:
+        """The job-directory level of ``model``: models that do not learn share one variant."""
+        return self.training if is_trained(model) else UNTRAINED
+
+    def jobs(self) -> list[tuple[str, int, int]]:
+        """(model, seed, n_train) of every job: all models on the full train split, then the nested
+        train subsets of the sample-efficiency models."""
+        jobs = [(m, s, self.n_train) for s in self.seeds for m in self.models]
+        jobs += [(m, s, n) for n in self.se_counts for s in self.seeds for m in self.se_models]
+        return jobs
+
+
+def short_hash(payload: Any) -> str:
+    """Eight hex digits of the SHA-256 of ``payload`` as canonical JSON: a stable directory suffix."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` applied key by key (mappings merge; everything else replaces)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def split_settings(task_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The task settings that decide the split files' content.
+
+    Knobs a task ignores (the bump knobs of ``cartesian``) are left out, so they never split a cache,
+    and the sample-efficiency knobs only choose which jobs run.
+    """
+    ignored = () if TaskSpec.from_config(task_cfg).is_polar else ("heading_bins", "bump_kappa", "home_distance_scale")
+    return {k: task_cfg[k] for k in SPLIT_KEYS if k not in ignored}
+
+
+def task_variant(task_cfg: Mapping[str, Any]) -> str:
+    """Directory name of a task's split files: readable name plus a hash of what changes their content."""
+    return f"{TaskSpec.from_config(task_cfg).cache_name}-{short_hash(split_settings(task_cfg))}"
+
+
+def training_params(training_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The training settings that change a trained model's numbers."""
+    return {k: training_cfg[k] for k in TRAINING_KEYS}
+
+
+def training_variant(training_cfg: Mapping[str, Any]) -> str:
+    """``<mode>-<hash>``: the recurrent mode, readable, and a hash of every number-changing knob."""
+    return f"{training_cfg['train_recurrent']}-{short_hash(training_params(training_cfg))}"
+
+
+def substrate_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that decide one substrate's exports, graph cache and controls."""
+    return {k: config.get(k) for k in SUBSTRATE_KEYS}
+
+
+def _substrate_id(resolved: dict[str, Any], shared: dict[str, Any]) -> str:
+    """The connectome's name when the substrate is built with the shared settings, else name-hash."""
+    same_source = {k: resolved.get(k) for k in ("connectome", "local_exports", "local_name", "primary_rois")}
+    if substrate_settings(resolved) == substrate_settings(deep_merge(shared, same_source)):
+        return substrate_name(resolved)
+    return f"{substrate_name(resolved)}-{short_hash(substrate_settings(resolved))}"
+
+
+def default_experiment_name(config: Mapping[str, Any]) -> str:
+    """Name of the one experiment of a config without ``experiments``: substrate, task and mode."""
+    raw = f"{substrate_name(config)}_{config['task']['name']}_{config['training']['train_recurrent']}"
+    return re.sub(r"\W+", "_", raw)
+
+
+def _override_problems(name: str, override: Mapping[str, Any]) -> list[str]:
+    problems = [f"experiment '{name}': config key '{key}' is shared by every experiment and cannot be overridden "
+                f"here; set it at the top level" for key in SHARED_ONLY if key in override]
+    for section, key in EXECUTION_ONLY:
+        if isinstance(override.get(section), Mapping) and key in override[section]:
+            problems.append(f"experiment '{name}': config key '{section}.{key}' is an execution setting shared by "
+                            f"every experiment; set it at the top level")
+    return problems
+
+
+def _experiment(name: str, resolved: dict[str, Any], substrate: str) -> Experiment:
+    models = resolved_models(resolved)
+    task = resolved["task"]
+    n_train = int(task["train"]["count"])
+    se_counts = sorted({nested_train_subset(n_train, f) for f in task["sample_efficiency_fractions"]} - {n_train})
+    return Experiment(
+        name=name, config=resolved, substrate=substrate, task_variant=task_variant(task),
+        training=training_variant(resolved["training"]), models=tuple(models),
+        seeds=tuple(int(s) for s in resolved["seeds"]), primary=primary_model_name(models),
+        se_counts=tuple(se_counts),
+        se_models=tuple(m for m in task["sample_efficiency_models"] if m in models))
+
+
+def _declared(config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    shared = {k: v for k, v in config.items() if k != "experiments"}
+    if not config.get("experiments"):
+        return [(default_experiment_name(shared), {})]
+    return [(str(entry.get("name")), {k: v for k, v in entry.items() if k != "name"})
+            for entry in config["experiments"]]
+
+
+def resolve_experiments(config: Mapping[str, Any]) -> dict[str, Experiment]:
+    """Every experiment of a (schema-valid) config, resolved and validated; one error lists all problems.
+
+    Each experiment's merged config is checked by the full schema, so an override of a key that does
+    not exist, an unknown substrate, task or model, or a value out of range is reported with the
+    experiment's name and the key.
+    """
+    shared = {k: v for k, v in config.items() if k != "experiments"}
+    problems: list[str] = []
+    experiments: dict[str, Experiment] = {}
+    owners: dict[str, tuple[str, dict]] = {}
+    for name, override in _declared(config):
+        if not NAME_PATTERN.match(name):
+            problems.append(f"experiment name {name!r}: expected a letter followed by letters, digits or '_' (it "
+                            "becomes a Snakemake target and a directory name)")
+            continue
+        if name in experiments:
+            problems.append(f"experiment name '{name}' is used twice; experiment names must be unique")
+            continue
+        found = _override_problems(name, override)
+        resolved = deep_merge(shared, override)
+        if not found:
+            found = [f"experiment '{name}': {p}" for p in schema_problems(resolved) or cross_key_problems(resolved)]
+        if found:
+            problems += found
+            continue
+        substrate = _substrate_id(resolved, shared)
+        if substrate in RESERVED_SUBSTRATE_NAMES:
+            problems.append(f"experiment '{name}': substrate name '{substrate}' is reserved for results/{substrate}/; "
+                            "choose another local_name")
+            continue
+        settings = substrate_settings(resolved)
+        if substrate in owners and owners[substrate][1] != settings:
+            problems.append(f"experiments '{owners[substrate][0]}' and '{name}' both write results/{substrate}/ but "
+                            "from different exports; give them different local_name values")
+            continue
+        owners.setdefault(substrate, (name, settings))
+        experiments[name] = _experiment(name, resolved, substrate)
+    if problems:
+        raise BPUInputError("invalid experiments:\n  - " + "\n  - ".join(problems))
+    return experiments

@@ -1,0 +1,102 @@
+"""Every model name the pipeline knows, what kind of model it is, and the seed of each control.
+
+One home for these names: the config schema, the workflow's wildcards, model construction, control
+generation, reports and figures all ask this module. A model is one of
+
+* a **connectome** model (``cx_bpu`` on a region, ``connectome_bpu`` on a whole brain): the BPU on the
+  primary matrix;
+* a **topology control**: the same BPU on a stored control matrix (``random``, ``degree_shuffle``,
+  ``weight_shuffle`` and their Dale-preserving ``*_dale`` variants) or with the recurrence removed
+  (``no_recurrence``);
+* a **baseline**: GRUs (``gru`` with hidden = min(256, N), ``gru_matched`` with as many trainable
+  parameters as the BPU's adapters) and the trivial ``mean_predictor``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+# A control for training seed s is drawn with default_rng(offset + s); the offsets are those of the
+# original benchmark, so its controls can be regenerated here (docs/departures.md#kept-for-comparability).
+CONTROL_SEED_OFFSETS = {"random": 10000, "degree_shuffle": 20000, "weight_shuffle": 30000}
+SHUFFLE_CONTROLS = tuple(CONTROL_SEED_OFFSETS)
+DALE_SUFFIX = "_dale"
+DALE_CONTROLS = tuple(name + DALE_SUFFIX for name in SHUFFLE_CONTROLS)
+CONTROL_NAMES = SHUFFLE_CONTROLS + DALE_CONTROLS          # controls stored as a matrix file
+NO_RECURRENCE = "no_recurrence"
+CONNECTOME_MODELS = ("cx_bpu", "connectome_bpu")
+GRU_MODELS = ("gru", "gru_matched")
+MEAN_PREDICTOR = "mean_predictor"
+BASELINE_MODELS = (MEAN_PREDICTOR,)
+# Models whose core is "the given W": the primary connectome and every stored control.
+BPU_MODELS = CONNECTOME_MODELS + CONTROL_NAMES
+MODEL_NAMES = BPU_MODELS + (NO_RECURRENCE,) + GRU_MODELS + BASELINE_MODELS
+
+PRESETS = {
+    "default": ["cx_bpu", NO_RECURRENCE, "random", "degree_shuffle", "weight_shuffle"],
+    "structure": ["cx_bpu", "random", "degree_shuffle", "weight_shuffle", NO_RECURRENCE],
+    "whole_brain": ["connectome_bpu", "random", "weight_shuffle"],
+}
+
+
+def control_base(name: str) -> str:
+    """``random_dale`` -> ``random``; plain names unchanged."""
+    return name[: -len(DALE_SUFFIX)] if name.endswith(DALE_SUFFIX) else name
+
+
+def is_dale(name: str) -> bool:
+    return name.endswith(DALE_SUFFIX)
+
+
+def is_stored_control(name: str) -> bool:
+    """True for models that train on a stored control matrix (not the primary)."""
+    return name in CONTROL_NAMES
+
+
+def is_trained(name: str) -> bool:
+    """False for the mean predictor, which is computed from the train split without learning."""
+    return name not in BASELINE_MODELS
+
+
+def control_models(models: Iterable[str]) -> list[str]:
+    """Models with a control file per seed: stored controls plus the no-recurrence marker."""
+    return [m for m in models if m in CONTROL_NAMES or m == NO_RECURRENCE]
+
+
+def control_seed(control: str, seed: int) -> int:
+    """The RNG seed of a control for a training seed (Dale variants share their base's offset)."""
+    return CONTROL_SEED_OFFSETS[control_base(control)] + int(seed)
+
+
+def dale_controls_enabled(config: dict[str, Any]) -> bool:
+    """Resolve ``controls.dale``; ``auto`` is on only where the primary matrix is known to be signed."""
+    dale = config["controls"]["dale"]
+    if dale != "auto":
+        return bool(dale)
+    policy = config["graph"]["signed_policy"]
+    return policy == "force_signed" or (policy == "auto" and config["connectome"] == "synthetic_cx")
+
+
+def _preset(config: dict[str, Any]) -> list[str]:
+    comparison = config["comparison"]
+    if comparison == "default" and config["connectome"] == "flywire_whole":
+        comparison = "whole_brain"
+    return list(PRESETS[comparison])
+
+
+def resolved_models(config: dict[str, Any]) -> list[str]:
+    """Every model a run trains or evaluates, in table order: connectome, controls, baselines."""
+    models = list(config["models"]) if config.get("models") else _preset(config)
+    if dale_controls_enabled(config):
+        for name in list(models):
+            if name in SHUFFLE_CONTROLS and name + DALE_SUFFIX not in models:
+                models.append(name + DALE_SUFFIX)
+    if config["training"]["include_gru"]:
+        models += [m for m in GRU_MODELS if m not in models]
+    models += [m for m in BASELINE_MODELS if m not in models]
+    return models
+
+
+def primary_model_name(models: Iterable[str]) -> str:
+    """The connectome model of a run: ``connectome_bpu`` when it is in the run, else ``cx_bpu``."""
+    return "connectome_bpu" if "connectome_bpu" in list(models) else "cx_bpu"

@@ -1,0 +1,75 @@
+"""Rules of ``rules/results.smk``: an experiment's aggregated tables, figures, summary and manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import atomic
+from .. import figures as fig
+from ..atomic import read_json
+from ..provenance import build_manifest
+from ..reports.summary import summary_markdown
+from ..results import concat_job_tables, paired_differences, summarise
+
+LOG = logging.getLogger(__name__)
+
+
+def aggregate(smk: Any) -> None:
+    """Stack the per-job metric and history files; summarise over seeds; pair the connectome with each model."""
+    models, task, level = list(smk.params.models), smk.params.task, smk.params.interval
+    by_seed = concat_job_tables(smk.input.metrics, models)
+    history = concat_job_tables(smk.input.histories, models)
+    se_rows = concat_job_tables(list(smk.input.se_metrics), models)
+    se_full = by_seed[by_seed["model"].isin(smk.params.se_models)]
+    sample_eff = pd.concat([se_rows, se_full], ignore_index=True) if not se_rows.empty else se_full
+    others = [m for m in models if m != smk.params.primary]
+    atomic.write_csv(smk.output.by_seed, by_seed)
+    atomic.write_csv(smk.output.summary, summarise(by_seed, task, level))
+    atomic.write_csv(smk.output.history, history)
+    atomic.write_csv(smk.output.paired, paired_differences(by_seed, smk.params.primary, others, task, level))
+    atomic.write_csv(smk.output.sample_efficiency, sample_eff)
+    LOG.info("aggregated %d metric rows over %d models and %d seeds", len(by_seed), by_seed["model"].nunique(),
+             by_seed["seed"].nunique())
+
+
+def figure(smk: Any) -> None:
+    """One figure (named by the ``figure`` wildcard), seeds aggregated into interval bars or bands."""
+    options = fig.FigureOptions.from_config(smk.params.options)
+    synthetic = bool(read_json(smk.input.metadata).get("synthetic"))
+    name, task, models = smk.wildcards.figure, smk.params.task, list(smk.params.models)
+    common = {"options": options, "synthetic": synthetic, "path": Path(smk.output[0])}
+    if name == "loss_curve":
+        fig.loss_curve(pd.read_csv(smk.input.history), models=models, **common)
+    elif name == "sample_efficiency":
+        rows = summarise(pd.read_csv(smk.input.sample_efficiency), task, options.interval)
+        fig.sample_efficiency(rows, task=task, T=smk.params.train_T, models=list(smk.params.se_models), **common)
+    elif name == "error_vs_sequence_length":
+        summary_rows = summarise(pd.read_csv(smk.input.by_seed), task, options.interval)
+        fig.error_vs(summary_rows, task=task, split="test", x="T", xlabel="Sequence length T (steps)",
+                     title="Path-integration error vs sequence length", models=models, **common)
+    else:
+        summary_rows = summarise(pd.read_csv(smk.input.by_seed), task, options.interval)
+        fig.error_vs(summary_rows, task=task, split="test_noise", x="noise_std",
+                     xlabel="Input noise standard deviation (input units)",
+                     title="Noise robustness", models=models, **common)
+
+
+def summary(smk: Any) -> None:
+    """``summary.md``: the experiment's question, its models beside the baselines, and the paired verdicts."""
+    text = summary_markdown(metadata=read_json(smk.input.metadata), substrate=smk.params.substrate,
+                            task=smk.params.task, mode=smk.params.mode, seeds=list(smk.params.seeds),
+                            n_train=smk.params.n_train, train_T=smk.params.train_T, models=list(smk.params.models),
+                            primary=smk.params.primary, summary=pd.read_csv(smk.input.summary),
+                            paired=pd.read_csv(smk.input.paired), level=smk.params.interval)
+    atomic.write_text(smk.output[0], text)
+
+
+def manifest(smk: Any) -> None:
+    """``run_manifest.json``: git commit, resolved config, package versions and sha256 of every artifact."""
+    record = build_manifest(list(smk.input), config=dict(smk.params.config))
+    atomic.write_json(smk.output[0], record)
+    LOG.info("manifest of %d files written to %s", len(record["files"]), smk.output[0])

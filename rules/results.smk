@@ -1,0 +1,103 @@
+# One experiment's results: aggregated tables, figures, summary.md and the run manifest.
+
+
+rule aggregate:
+    input:
+        metrics=job_files("metrics.csv", sample_efficiency=False),
+        histories=job_files("loss_history.csv", sample_efficiency=False),
+        se_metrics=job_files("metrics.csv", sample_efficiency=True),
+    output:
+        by_seed=experiment_file("metrics_by_seed.csv"),
+        summary=experiment_file("metrics_summary.csv"),
+        history=experiment_file("loss_history.csv"),
+        paired=experiment_file("paired_differences.csv"),
+        sample_efficiency=experiment_file("sample_efficiency_by_seed.csv"),
+    params:
+        task=experiment_value("task", "name"),
+        models=experiment_value("models"),
+        primary=experiment_value("primary"),
+        se_models=experiment_value("se_models"),
+        interval=experiment_value("config", "statistics", "interval"),
+        code=rule_code_hash("results", "aggregate"),
+    log:
+        experiment_log("aggregate"),
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/aggregate.py"
+
+
+rule figure:
+    input:
+        by_seed=experiment_file("metrics_by_seed.csv"),
+        history=experiment_file("loss_history.csv"),
+        sample_efficiency=experiment_file("sample_efficiency_by_seed.csv"),
+        metadata=experiment_input(graph_file, "graph_metadata.json"),
+    output:
+        report(experiment_file("figures/{figure}.png"), category="Figures"),
+    params:
+        options=experiment_value("config", "figures"),
+        task=experiment_value("task", "name"),
+        models=experiment_value("models"),
+        se_models=experiment_value("se_models"),
+        train_T=experiment_value("train_T"),
+        code=rule_code_hash("results", "figure"),
+    log:
+        experiment_log("figure_{figure}"),
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule summary:
+    input:
+        summary=experiment_file("metrics_summary.csv"),
+        paired=experiment_file("paired_differences.csv"),
+        metadata=experiment_input(graph_file, "graph_metadata.json"),
+    output:
+        report(experiment_file("summary.md"), category="Reports"),
+    params:
+        substrate=experiment_value("substrate"),
+        task=experiment_value("task", "name"),
+        mode=experiment_value("mode"),
+        models=experiment_value("models"),
+        primary=experiment_value("primary"),
+        seeds=experiment_value("seeds"),
+        n_train=experiment_value("n_train"),
+        train_T=experiment_value("train_T"),
+        interval=experiment_value("config", "statistics", "interval"),
+        code=rule_code_hash("results", "summary"),
+    log:
+        experiment_log("summary"),
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/summary.py"
+
+
+rule manifest:
+    input:
+        exports=experiment_input(exports, *EXPORT_FILES, "provenance.json"),
+        graph=experiment_input(graph_file, *GRAPH_FILES),
+        controls=controls_of_experiment,
+        splits=splits_of_experiment,
+        checkpoints=job_files("checkpoint.pt"),
+        results=[experiment_file(name) for name in TABLES + ("summary.md",)],
+        reports=[experiment_file(f"reports/{name}.md") for name in REPORTS],
+        figures=[experiment_file(f"figures/{name}.png") for name in FIGURES],
+    output:
+        experiment_file("run_manifest.json"),
+    params:
+        config=experiment_value("config"),
+    log:
+        experiment_log("manifest"),
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/manifest.py"
+
+
+rule results:
+    input:
+        [path for experiment in EXPERIMENTS.values() for path in experiment_targets(experiment)],

@@ -1,0 +1,123 @@
+"""profiles/slurm against a real scheduler: a tiny experiment submitted through the official Slurm executor
+plugin to a single-node Slurm started for the test ends with the same numbers as a local run."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, job_counts, run_snakemake, write_config
+from slurm_cluster import SlurmUnavailable, check_available, local_slurm
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
+PROFILE = REPO / "profiles" / "slurm"
+OVERRIDES = {"seeds": [0], "models": ["cx_bpu", "random"], "task": {"sample_efficiency_fractions": [1.0]}}
+JOB_MEM_MB = 300                    # the profile asks for 8-32 GB per job; the test node declares far less
+FAKE_GPUS = 2                       # gres "gpu" with no hardware behind it: `--gpus=1` is scheduled, torch uses the CPU
+WALL_CLOCK = re.compile(r"latency|seconds|elapsed|duration|wall", re.IGNORECASE)   # columns that measure time taken
+COMMENT = re.compile(r"^rule_(?P<rule>.+?)(?:_wildcards_(?P<wildcards>.*))?$")     # the plugin's `sbatch --comment`
+
+
+def _profile() -> dict:
+    return yaml.safe_load((PROFILE / "config.yaml").read_text())
+
+
+def _partitions(profile: dict) -> tuple[str, ...]:
+    names = [profile["default-resources"]["slurm_partition"]]
+    names += [r["slurm_partition"] for r in profile.get("set-resources", {}).values() if "slurm_partition" in r]
+    return tuple(dict.fromkeys(names))
+
+
+def _value(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _resource_args(profile: dict) -> list[str]:
+    """The profile's own resources with memory scaled to the test node. A command-line
+    --default-resources/--set-resources replaces the profile's whole key, so every entry is passed again."""
+    defaults = {**profile["default-resources"], "mem_mb": JOB_MEM_MB}
+    per_rule = {rule: {**res, "mem_mb": JOB_MEM_MB} for rule, res in profile.get("set-resources", {}).items()}
+    return (["--default-resources", *(f"{k}={_value(v)}" for k, v in defaults.items())]
+            + ["--set-resources", *(f"{rule}:{k}={_value(v)}" for rule, res in per_rule.items() for k, v in res.items())])
+
+
+@pytest.fixture
+def slurm(monkeypatch: pytest.MonkeyPatch):
+    try:
+        check_available()
+    except SlurmUnavailable as why:
+        pytest.skip(f"cannot start a Slurm test cluster here: {why}")
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        pytest.fail("Slurm is installed but snakemake-executor-plugin-slurm is not: pip install -e '.[test]'")
+    with local_slurm(partitions=_partitions(_profile()), gpus=FAKE_GPUS, memory_mb=2048) as cluster:
+        monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+        yield cluster
+
+
+def _metrics(workdir: Path) -> dict[Path, pd.DataFrame]:
+    found = sorted(workdir.glob("results/**/metrics_by_seed.csv"))
+    assert found, f"no results/**/metrics_by_seed.csv under {workdir}"
+    return {path.relative_to(workdir): pd.read_csv(path) for path in found}
+
+
+def test_slurm_profile_runs_the_workflow_with_local_results(slurm, tmp_path: Path):
+    local, cluster = tmp_path / "local", tmp_path / "slurm"
+    for workdir in (local, cluster):
+        workdir.mkdir()
+        write_config(workdir, OVERRIDES)
+    planned = job_counts(run_snakemake(cluster, "-n").stdout)
+    assert planned.get("train_model"), planned
+
+    run_snakemake(local)
+
+    profile = _profile()
+    logdir = tmp_path / "slurm_logs"
+    started = time.monotonic()
+    proc = run_snakemake(
+        cluster, "--profile", str(PROFILE), *_resource_args(profile),
+        "--slurm-status-command", "squeue",              # no accounting database: job states come from squeue
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-logdir", str(logdir), "--slurm-keep-successful-logs",
+        "--latency-wait", "5", check=False, timeout=420)
+    elapsed = time.monotonic() - started
+    jobs = slurm.jobs()
+    if proc.returncode != 0:
+        slurm_logs = "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(logdir.rglob("*.log")))
+        pytest.fail(f"snakemake --profile profiles/slurm failed ({proc.returncode}) after {elapsed:.0f} s\n"
+                    f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}\njobs: {jobs}\n{slurm_logs}\n{slurm.logs()}")
+
+    # Every job went through Slurm, finished, and asked for what the profile says.
+    assert jobs and all(job["state"] == "COMPLETED" for job in jobs), jobs
+    parsed = [(job, COMMENT.match(job["comment"])) for job in jobs]
+    assert all(match for _, match in parsed), jobs
+    ran = {}
+    for job, match in parsed:
+        ran[match["rule"]] = ran.get(match["rule"], 0) + 1
+    assert set(ran) <= set(planned), (ran, planned)
+    assert ran["train_model"] == planned["train_model"], (ran, planned)
+    default_partition = profile["default-resources"]["slurm_partition"]
+    train_partition = profile["set-resources"]["train_model"].get("slurm_partition", default_partition)
+    for job, match in parsed:
+        expected = train_partition if match["rule"] == "train_model" else default_partition
+        assert job["partition"] == expected, (job, expected)
+        if match["rule"] == "train_model" and "mean_predictor" not in (match["wildcards"] or ""):
+            # `resources: gpu=1` became a GPU request the scheduler granted
+            assert re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1\b", slurm.job_details(job["id"])), job
+
+    # Same numbers as the local run (wall-clock columns aside).
+    local_metrics, slurm_metrics = _metrics(local), _metrics(cluster)
+    assert local_metrics.keys() == slurm_metrics.keys()
+    for path, expected in local_metrics.items():
+        got = slurm_metrics[path]
+        assert list(got.columns) == list(expected.columns), path
+        keep = [c for c in expected.columns if not WALL_CLOCK.search(c)]
+        assert len(keep) > len(expected.columns) // 2, f"{path}: most columns look like timings: {expected.columns}"
+        pd.testing.assert_frame_equal(got[keep], expected[keep], check_exact=True, obj=str(path))

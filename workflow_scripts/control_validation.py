@@ -1,0 +1,4 @@
+"""Rule ``control_validation`` of rules/report.smk; its work is ``connectome_bpu.rules.report.control_validation``."""
+from _package import run_rule  # first: puts the package on sys.path in any environment
+from connectome_bpu.rules.report import control_validation
+run_rule(snakemake, control_validation)  # noqa: F821  (``snakemake`` is provided by Snakemake's script directive)

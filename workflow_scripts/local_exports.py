@@ -1,0 +1,4 @@
+"""Rule ``local_exports`` of rules/acquire.smk; its work is ``connectome_bpu.rules.acquire.local_exports``."""
+from _package import run_rule  # first: puts the package on sys.path in any environment
+from connectome_bpu.rules.acquire import local_exports
+run_rule(snakemake, local_exports)  # noqa: F821  (``snakemake`` is provided by Snakemake's script directive)

@@ -1,0 +1,4 @@
+"""Rule ``manifest`` of rules/results.smk; its work is ``connectome_bpu.rules.results.manifest``."""
+from _package import run_rule  # first: puts the package on sys.path in any environment
+from connectome_bpu.rules.results import manifest
+run_rule(snakemake, manifest)  # noqa: F821  (``snakemake`` is provided by Snakemake's script directive)

@@ -1,0 +1,4 @@
+"""Rule ``matrices`` of rules/graph.smk; its work is ``connectome_bpu.rules.graph.matrices``."""
+from _package import run_rule  # first: puts the package on sys.path in any environment
+from connectome_bpu.rules.graph import matrices
+run_rule(snakemake, matrices)  # noqa: F821  (``snakemake`` is provided by Snakemake's script directive)

@@ -1,0 +1,4 @@
+"""Rule ``summary`` of rules/results.smk; its work is ``connectome_bpu.rules.results.summary``."""
+from _package import run_rule  # first: puts the package on sys.path in any environment
+from connectome_bpu.rules.results import summary
+run_rule(snakemake, summary)  # noqa: F821  (``snakemake`` is provided by Snakemake's script directive)
