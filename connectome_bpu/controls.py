@@ -15,7 +15,8 @@ Every control starts from the already-scaled primary, is drawn with a fresh
 ``default_rng(control_seed(name, seed))`` and is rescaled to ``rho_target`` afterwards with
 :func:`connectome_bpu.spectral.spectral_radius`. It is stored once per (control, seed) with its
 invariants, and :func:`validate_control` re-derives every claimed property from the stored file, so the
-report checks the matrices that were actually trained [reference defect: it re-created seed-0 controls].
+report checks the matrices that were actually trained, not freshly rebuilt seed-0 controls
+(docs/departures.md#control-validation).
 
 Why the Dale variants: on a signed primary the plain controls move negative weights onto neurons that
 are excitatory, so a control could lose to the connectome merely for breaking Dale's law. The Dale
@@ -26,7 +27,7 @@ but harmless to train.
 
 Everything is vectorised over int64 cell codes ``post * N + pre`` (CSR order is ascending code order),
 so the FlyWire whole brain (139,255 neurons, 15 M edges) takes seconds to a minute per control instead
-of the reference's Python loops over edges [reference defect].
+of running Python loops over edges (docs/departures.md#vectorised-controls).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .checks import Check, check
 from .matrix import canonical_csr, check_neuron_signs, column_sign, matrix_invariants, matrix_sha256, scalar_invariants
 from .spectral import SpectralEstimate, scale_to_radius, spectral_radius
 
-SWAP_ATTEMPTS_PER_EDGE = 10.0       # the reference's 10 x E_nonself double-edge swap attempts
+SWAP_ATTEMPTS_PER_EDGE = 10.0       # the original benchmark's 10 x E_nonself swap attempts
 RADIUS_TOLERANCE = 1e-3             # |rho(control) - rho_target| allowed by the validation
 MULTISET_RTOL = 1e-5                # control weights vs primary weights x scale (float32 rounding is ~6e-8)
 FILE_FORMAT = 1
@@ -129,7 +130,7 @@ def _distinct_codes(rng: np.random.Generator, total: int, count: int) -> np.ndar
 
     Dense requests (> total/3) use one ``rng.choice`` without replacement; sparse ones draw batches of
     max(2 x remaining, 4096) integers and keep codes not seen before in first-occurrence order, which is
-    what the reference's set loop produced, without the loop.
+    what the original benchmark's set loop produced, without the loop.
     """
     if count > total / 3:
         return rng.choice(total, count, replace=False).astype(np.int64)
@@ -177,10 +178,10 @@ def _random_support(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.nda
 
     Within a class with columns C (n_c of them), the off-diagonal cells are the N x n_c grid (row-major)
     minus its n_c diagonal cells; code c maps to grid cell g = c + #{k : C[k] * n_c <= c} (skipping the
-    diagonal cells that precede it). With a single class (C = 0..N-1) this is exactly the reference's
-    decoding post = c // (N-1), pre' = c % (N-1), pre = pre' + (pre' >= post), so ``random`` keeps the
-    reference's draw order: self-loop nodes, off-diagonal cells, then ``rng.permutation`` of the weights
-    (self-loop cells first).
+    diagonal cells that precede it). With a single class (C = 0..N-1) this is exactly the original
+    benchmark's decoding post = c // (N-1), pre' = c % (N-1), pre = pre' + (pre' >= post), so
+    ``random`` keeps the original benchmark's draw order: self-loop nodes, off-diagonal cells, then
+    ``rng.permutation`` of the weights (self-loop cells first).
     """
     n = csr.shape[0]
     post, pre, data = _edges(csr)
@@ -247,7 +248,7 @@ def _degree_shuffle(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.nda
     Proposals are made in rounds of E_nonself // 2 disjoint pairs until ``attempts_per_edge`` x
     E_nonself attempts have been made (the last round is cut to fit); accepted swaps are counted. Then
     every edge gets a weight drawn without replacement from its presynaptic sign class (one class:
-    ``rng.permutation`` of all weights, self-loops first, as in the reference).
+    ``rng.permutation`` of all weights, self-loops first, as in the original benchmark).
     """
     n = csr.shape[0]
     post, pre, data = _edges(csr)

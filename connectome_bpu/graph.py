@@ -4,7 +4,7 @@ Layout of ``results/<substrate>/graph/``:
 
 * ``adjacency_unsigned.npz`` - CSR float32, W[post, pre] = synapse count x spectral_scale.
 * ``adjacency_signed.npz``   - written only when at least one neuron has a usable transmitter sign
-  (benchmark section 2.6). It is a *derived convenience file*: downstream rules rebuild the primary
+  (docs/benchmark.md#signs). It is a *derived convenience file*: downstream rules rebuild the primary
   matrix from the unsigned matrix and the sign vector in ``graph_arrays.npz`` (both declared outputs),
   so no job ever depends on a file whose existence is data-dependent.
 * ``graph_arrays.npz``       - per-neuron arrays (body ids, signs, degrees): kept out of JSON because
@@ -129,7 +129,10 @@ def load_primary(graph_dir: str | Path) -> PrimaryGraph:
 
 def assemble_metadata(matrix_info: dict, pools: pd.DataFrame, k_estimate: dict, *, primary_rois: list[str],
                       whole_brain_pool_fraction: float, synthetic: bool) -> dict:
-    """``graph_metadata.json``: the reference's keys (benchmark section 2.5) minus per-neuron lists."""
+    """``graph_metadata.json``: the original benchmark's keys minus per-neuron lists.
+
+    The per-neuron arrays live in ``graph_arrays.npz`` (docs/departures.md#graph-metadata).
+    """
     counts = pools["pool"].value_counts()
     metadata = dict(matrix_info)
     metadata.update({

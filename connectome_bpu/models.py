@@ -1,9 +1,9 @@
 """Trainable models of the benchmark: the BPU (a connectome as recurrent core) and the GRU baselines.
 
-The BPU follows benchmark.md section 8.1 exactly; only the layout differs from the reference: the
-state is ``(N, B)`` so every microstep is one ``W @ H`` product without transposes (runtime.py).
-The recurrent matrix is frozen unless ``train_mode`` says otherwise (section 8.2); what is trained
-is always listed in the same order so the trainer can assert the surface.
+The BPU follows docs/benchmark.md#bpu exactly; only the layout differs from the original benchmark:
+the state is ``(N, B)`` so every microstep is one ``W @ H`` product without transposes (runtime.py).
+The recurrent matrix is frozen unless ``train_mode`` says otherwise (docs/benchmark.md#bpu); what is
+trained is always listed in the same order so the trainer can assert the surface.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _index_tensor(idx, n: int, what: str) -> torch.Tensor:
     """Validated int64 pool indices: 1-D, non-empty, unique, inside ``[0, n)``.
 
     Duplicates are refused because ``index_add`` would inject the same input twice into a neuron
-    and the adapter count would no longer match section 8.1.
+    and the adapter count would no longer match the BPU definition (docs/benchmark.md#bpu).
     """
     arr = np.asarray(idx)
     if arr.ndim != 1 or arr.size == 0:
@@ -46,7 +46,7 @@ def _positive_int(value, what: str) -> int:
 
 
 class BPU(nn.Module):
-    """Connectome recurrent core with trainable input/output adapters (benchmark.md section 8.1).
+    """Connectome recurrent core with trainable input/output adapters (docs/benchmark.md#bpu).
 
     Per timestep t (h = 0 at sequence start): (``reset_each_step``: h <- 0);
     e_t = W_in u_t + b_in on the sensory neurons; microstep 1: h <- ReLU(W h + scatter_S(e_t));
@@ -54,7 +54,7 @@ class BPU(nn.Module):
 
     Trainable parameters, in order: ``[W_rec_values | W_rec,] W_in, b_in, W_out, b_out``. A trainable
     recurrent tensor is owned by the operator and tied here (registered first) so that
-    ``parameters()`` lists it first, the way the trainer and section 8.2 expect.
+    ``parameters()`` lists it first, the way the trainer expects.
     """
 
     def __init__(
@@ -156,7 +156,7 @@ class BPU(nn.Module):
 class GRUModel(nn.Module):
     """Baseline without a connectome: ``nn.GRU(d_in, H, batch_first=True)`` + ``nn.Linear(H, d_out)``.
 
-    PyTorch default initialisation, as in the reference (section 7, GRU row).
+    PyTorch default initialisation, as in the original benchmark (docs/benchmark.md#baselines).
     """
 
     def __init__(self, input_dim: int, hidden_size: int, output_dim: int):
@@ -179,7 +179,8 @@ def gru_parameter_count(hidden: int, input_dim: int, output_dim: int) -> int:
 
 
 def reference_gru_hidden(n_neurons: int, max_hidden: int = 256) -> int:
-    """The reference's GRU width, ``min(max_hidden, N)`` (not parameter-matched; section 7)."""
+    """The original benchmark's GRU width, ``min(max_hidden, N)`` (not parameter-matched;
+    docs/departures.md#baselines)."""
     return min(_positive_int(max_hidden, "training.gru_reference_max_hidden"),
                _positive_int(n_neurons, "n_neurons"))
 

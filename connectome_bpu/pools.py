@@ -1,12 +1,12 @@
 """Sensory / internal / output pools: where the task is injected and where it is read out.
 
-Region connectomes (benchmark.md section 3.1) use ROI flow: a neuron whose input comes largely from
+Region connectomes (docs/benchmark.md#pools) use ROI flow: a neuron whose input comes largely from
 outside the region's primary ROIs is *sensory*, one whose output goes largely outside is *output*.
-Near ties fall back to the reference's CX type families.  The whole brain has no outside, so its
-pools (section 3.2) are the most input-dominant and most output-dominant neurons by synapse counts.
+Near ties fall back to the original benchmark's CX type families.  The whole brain has no outside, so
+its pools are the most input-dominant and most output-dominant neurons by synapse counts.
 
-Both assigners return the ``pool_assignments.csv`` table (section 2.4, ``POOL_COLUMNS`` in order,
-one row per neuron, sorted by ``index``).  They do not validate the result: :func:`validate_pools`
+Both assigners return the ``pool_assignments.csv`` table (docs/benchmark.md#pools; ``POOL_COLUMNS``
+in order, one row per neuron, sorted by ``index``).  They do not validate the result: :func:`validate_pools`
 is separate because it also checks a table read back from disk, and because the caller may want to
 write the table for diagnosis before an empty pool stops the run.
 """
@@ -102,7 +102,7 @@ def assign_region_pools(
     Only ``roi_counts`` rows whose ``roi`` is exactly one of ``primary_rois`` count as inside:
     hemibrain exports list every hierarchy level, so summing sub-ROIs (``FBl3``) or super-ROIs
     (``CX``) as well would count a synapse twice.  Rows for ids absent from ``neurons`` are ignored.
-    The rules are applied in the order of benchmark.md section 3.1; the first that fires decides.
+    The rules are applied in the order listed in docs/benchmark.md#pools; the first that fires decides.
     """
     if isinstance(primary_rois, str) or not len(primary_rois):
         raise BPUInputError(f"primary_rois must be a non-empty list of ROI names; got {primary_rois!r}")
@@ -157,7 +157,7 @@ def assign_whole_brain_pools(neurons: pd.DataFrame, *, fraction: float = 0.05) -
     Sensory = first ``pool_size`` by input score (post - pre) / max(pre + post, 1) descending, then
     activity (pre + post) descending, then index ascending; output = first ``pool_size`` of the rest
     by the opposite score, same tie-breaks.  The final index tie-break makes the result independent
-    of sort algorithm stability (the reference sorted with pandas' unstable default).  These are
+    of sort algorithm stability (docs/departures.md#whole-brain-pools).  These are
     degree-imbalance heuristics, not biological sensory/motor labels.
     """
     _require_columns(neurons, _NEURON_COLUMNS, "neurons")
@@ -192,7 +192,7 @@ def assign_whole_brain_pools(neurons: pd.DataFrame, *, fraction: float = 0.05) -
 
 def validate_pools(pools: pd.DataFrame, body_ids: Sequence[int] | np.ndarray, *,
                    primary_rois: Sequence[str] | None = None) -> None:
-    """Check a pool table against benchmark.md section 3.1 step 4 and that both ends of the task exist.
+    """Check a pool table (one pool per neuron, docs/benchmark.md#pools) and that both task ends exist.
 
     Structural problems (columns, ids, labels, flags, order) are :class:`BPUInputError`; an empty
     sensory or output pool is a :class:`GraphError` because the benchmark is then undefined for

@@ -1,7 +1,8 @@
 """Small provenance helpers shared by every stage: file checksums, the code version and a timestamp.
 
-The reference records sha256 + size of its artefacts only after the fact and verifies nothing; here every
-imported or generated substrate states where its bytes came from, so a result can be traced to its inputs.
+The original benchmark recorded sha256 + size of its artefacts only after the fact and verified nothing; here
+every imported or generated substrate states where its bytes came from, so a result can be traced to its
+inputs (docs/departures.md#downloads).
 """
 
 from __future__ import annotations

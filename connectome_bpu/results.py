@@ -28,7 +28,7 @@ def summary_metrics(task: str) -> list[str]:
 
 
 def concat_job_tables(paths: Iterable[str], model_order: Sequence[str]) -> pd.DataFrame:
-    """Stack per-job CSVs, ordered seed -> model (config order) -> split, like the reference."""
+    """Stack per-job CSVs, ordered seed -> model (config order) -> split, like the original benchmark."""
     frames = [pd.read_csv(p) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:

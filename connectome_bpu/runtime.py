@@ -4,8 +4,8 @@ The benchmark spends almost all of its time in this one product (T x K microstep
 and backward), so it is built for that loop:
 
 * The state is kept as ``(N, B)`` (neurons x batch). ``W @ H`` is then a plain CSR x dense product
-  and needs no transposes per microstep (the reference multiplies ``(W @ h.T).T`` on a COO tensor,
-  which costs two transposes and a COO kernel every microstep; benchmark.md section 16 item 19).
+  and needs no transposes per microstep (the original benchmark multiplied ``(W @ h.T).T`` on a COO
+  tensor, which costs two transposes and a COO kernel every microstep; docs/departures.md#csr-runtime).
 * A frozen ``W`` runs as CSR inside a custom autograd Function whose backward is
   ``grad_h = W^T @ grad_out`` with a CSR ``W^T`` built once at construction: no gradient w.r.t. W
   is needed and no transpose/coalesce of W happens during training.
@@ -46,8 +46,8 @@ RUNTIMES = ("auto", "dense", "sparse")
 # connectomes are far below it (hemibrain CX 0.95 %, FlyWire 0.08 %).
 # CUDA: NOT measured in this project yet (no GPU where the thresholds were derived). cuBLAS GEMM runs
 # an order of magnitude more flops per second than cuSPARSE SpMM, so dense should win from a lower
-# density; the reference's published CX runs (benchmark.md section 16 item 20) already had sparse
-# ahead at 0.95 %. 0.1 is an estimate between those: rerun the sweep with --device cuda to refine it.
+# density; the original benchmark's published CX runs already had sparse ahead at 0.95 %. 0.1 is an
+# estimate between those: rerun the sweep with --device cuda to refine it.
 DENSE_MIN_DENSITY = {"cpu": 0.3, "cuda": 0.1}
 
 
@@ -261,7 +261,7 @@ def build_operator(
 ) -> RecurrentOperator:
     """Build the recurrent operator for ``W[post, pre]`` on ``device``.
 
-    Priority as in benchmark.md section 8.3: train mode "observed" forces sparse and "dense"
+    Priority (docs/benchmark.md#bpu): train mode "observed" forces sparse and "dense"
     forces dense (``runtime`` only selects for frozen cores); otherwise ``choose_runtime``.
     Any dense matrix above ``dense_max_neurons`` is refused up front, because it needs N^2 floats
     (77 GB at FlyWire size) and would otherwise fail deep inside an allocation.

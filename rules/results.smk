@@ -90,6 +90,7 @@ rule manifest:
         experiment_file("run_manifest.json"),
     params:
         config=experiment_value("config"),
+        code=rule_code_hash("results", "manifest"),
     log:
         experiment_log("manifest"),
     conda:

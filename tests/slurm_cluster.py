@@ -146,6 +146,7 @@ class LocalSlurm:
             "TaskPlugin=task/none",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core_Memory",
+            f"DefMemPerCPU={max(1, self.memory_mb // self.cpus)}",   # a job without --mem must not take the node
             "AccountingStorageType=accounting_storage/none",
             "JobAcctGatherType=jobacct_gather/none",
             "JobCompType=jobcomp/none",

@@ -22,14 +22,14 @@ TINY = {"seeds": [0, 1], "models": ["cx_bpu", "random"], "task": {"sample_effici
 GRAPH_RULES = {"synthetic_cx", "pools", "matrices", "k_estimate", "graph_metadata", "control"}
 
 
-def _copy_checkout(dest: Path) -> Path:
+def _copy_checkout(dest: Path, source: Path = REPO) -> Path:
     """The tracked and new files of this checkout at another path, as a fresh clone would be (new mtimes)."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                             capture_output=True, text=True, check=True).stdout.split()
     for name in listed:
-        if (REPO / name).is_file():
+        if (source / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(REPO / name, dest / name)   # copy, not copy2: every file gets a new mtime
+            shutil.copy(source / name, dest / name)   # copy, not copy2: every file gets a new mtime
     return dest
 
 
@@ -75,7 +75,7 @@ def test_every_experiment_has_its_own_results(structure):
 def test_second_run_does_nothing_and_a_moved_checkout_reruns_nothing(structure, tmp_path):
     repo, workdir, _ = structure
     assert "Nothing to be done" in run_snakemake(workdir, "-n", repo=repo).stdout
-    elsewhere = _copy_checkout(tmp_path / "another" / "clone")   # other path, newer files, same content
+    elsewhere = _copy_checkout(tmp_path / "another" / "clone", repo)   # other path, newer files, same content
     assert "Nothing to be done" in run_snakemake(workdir, "-n", repo=elsewhere).stdout
 
 

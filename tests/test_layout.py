@@ -1,0 +1,57 @@
+"""The layout a newcomer relies on: each rule reaches the function that does its work in one hop."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from connectome_bpu.code_deps import PACKAGE_DIR, module_imports
+from conftest import REPO
+
+RULE = re.compile(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", re.S | re.M)
+
+
+def _rules_with_scripts() -> list[tuple[str, str, str]]:
+    """(rule file stem, rule name, rule body) of every rule that runs a script."""
+    found = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in RULE.findall(smk.read_text()):
+            if "script:" in body:
+                found.append((smk.stem, name, body))
+    return found
+
+
+def test_every_script_rule_is_found_by_its_name():
+    rules = _rules_with_scripts()
+    assert len(rules) >= 19
+    for stem, name, body in rules:
+        assert f'"../workflow_scripts/{name}.py"' in body, (stem, name)
+        assert f'"../envs/{stem}.yaml"' in body, (stem, name)
+        script = (REPO / "workflow_scripts" / f"{name}.py").read_text()
+        assert f"from connectome_bpu.rules.{stem} import {name}\n" in script, name
+        assert callable(getattr(importlib.import_module(f"connectome_bpu.rules.{stem}"), name))
+        if name != "flywire_file":            # a download's content is fixed by its checksum, not by code
+            assert f'code=rule_code_hash("{stem}", "{name}")' in body, name
+
+
+def test_one_conda_environment_per_rule_file():
+    stems = {smk.stem for smk in (REPO / "rules").glob("*.smk")} - {"common"}
+    assert {env.stem for env in (REPO / "envs").glob("*.yaml")} == stems
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "rules").glob("*.smk")) + ["../Snakefile"])
+def test_no_lambdas_in_the_workflow(path):
+    assert "lambda" not in (REPO / "rules" / path).read_text()
+
+
+def test_the_core_never_imports_the_report_layer_or_the_rules():
+    for path in PACKAGE_DIR.rglob("*.py"):
+        module = "connectome_bpu." + ".".join(path.relative_to(PACKAGE_DIR).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        if module.startswith(("connectome_bpu.reports", "connectome_bpu.rules")):
+            continue
+        layered = {m for m in module_imports(module) if m.startswith(("connectome_bpu.reports", "connectome_bpu.rules"))}
+        assert not layered, (module, layered)
