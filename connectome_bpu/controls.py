@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .atomic import json_default, save_npz   # the package's one numpy-aware JSON encoder
-from .model_names import CONTROL_NAMES, DALE_SUFFIX, NO_RECURRENCE, SHUFFLE_CONTROLS, control_base, control_seed, is_dale
+from .model_names import CONTROL_NAMES, DALE_SUFFIX, NO_RECURRENCE, control_base, control_seed, is_dale
 from .errors import BPUInputError
 from .checks import Check, check
 from .matrix import canonical_csr, check_neuron_signs, column_sign, matrix_invariants, matrix_sha256, scalar_invariants

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import BPUInputError
-from .model_names import BPU_MODELS, MEAN_PREDICTOR, MODEL_NAMES, NO_RECURRENCE
+from .model_names import MEAN_PREDICTOR, MODEL_NAMES, NO_RECURRENCE
 from .runtime import TRAIN_MODES, build_operator
 
 

@@ -25,6 +25,7 @@ from .gpu import select_device
 from .graph import PrimaryGraph, load_primary
 from .matrix import matrix_sha256
 from .metrics import DRIFT_COLUMN, DRIFT_SOURCE, drift_slope, evaluate, mean_predictor_outputs, mean_predictor_targets
+from .model_names import MEAN_PREDICTOR
 from .models import build_model, trainable_parameter_count
 from .pools import pool_indices, read_pools
 from .tasks import SplitDef, TaskSpec, load_split, split_plan
@@ -72,7 +73,18 @@ def recurrent_matrix(request: JobRequest, primary: PrimaryGraph) -> tuple[sp.csr
     return matrix, matrix_sha256(matrix)
 
 
+@dataclass
+class BuiltModel:
+    """A model ready to train, with what identifies the core it runs on."""
+
+    model: torch.nn.Module
+    K: int
+    matrix_sha256: str
+    mode: str
+
+
 def run_job(request: JobRequest) -> pd.DataFrame:
+    """Load the splits, then build, train and evaluate the model, and write the job's three files."""
     spec = TaskSpec.from_config(request.task_cfg)
     plan = {split.name: split for split in split_plan(request.task_cfg)}
     data_seed = request.task_cfg["data_seed"]
@@ -81,56 +93,74 @@ def run_job(request: JobRequest) -> pd.DataFrame:
     val_name = next(s.name for s in plan.values() if s.role == "val")
     eval_splits = [s for s in plan.values() if s.role in ("test", "test_noise")]
     request.out_dir.mkdir(parents=True, exist_ok=True)
-    if request.model == "mean_predictor":
+    if request.model == MEAN_PREDICTOR:
         return _run_mean_predictor(request, spec, splits, train_name, eval_splits)
 
     settings = TrainSettings.from_config(request.training_cfg)
     claim = select_device(request.training_cfg["device"])
     try:
         torch.set_num_threads(int(request.training_cfg["threads"]))
-        primary = load_primary(request.graph_dir)
-        pools = read_pools(request.pools_path)
-        sensory, _, output = pool_indices(pools)
-        K = int(read_json(request.k_path)["K"])
-        matrix, matrix_sha = recurrent_matrix(request, primary)
-        mode = request.training_cfg["train_recurrent"]
-        model = build_model(request.model, W=matrix, sensory_idx=sensory, output_idx=output, K=K,
-                            input_dim=spec.input_dim, output_dim=spec.output_dim, seed=request.seed,
-                            train_mode=mode, runtime=request.training_cfg["runtime"], device=claim.device,
-                            dense_max_neurons=request.training_cfg["dense_max_neurons"],
-                            gru_max_hidden=request.training_cfg["gru_reference_max_hidden"])
-        fingerprint = job_fingerprint({
-            "model": request.model, "seed": request.seed, "n_train": request.n_train, "K": K,
-            "matrix": matrix_sha, "settings": settings.__dict__, "mode": mode,
-            "runtime": request.training_cfg["runtime"], "task": dict(request.task_cfg),
-            "splits": {name: str(arrays["content_sha256"]) for name, arrays in splits.items()},
-        })
-        label = f"{request.model}/seed{request.seed}/n{request.n_train}"
+        built = build_job_model(request, spec, claim.device)
         train = _tensors(splits[train_name], claim.device, request.n_train)
         val = _tensors(splits[val_name], claim.device)
-        outcome = train_model(model, spec, train, val, settings, seed=request.seed,
-                              resume_path=request.out_dir / RESUME_FILE, fingerprint=fingerprint, label=label)
-        info = _model_info(model, mode, K, claim.device)
+        fingerprint = _fingerprint(request, built, settings, splits)
+        outcome = train_model(built.model, spec, train, val, settings, seed=request.seed,
+                              resume_path=request.out_dir / RESUME_FILE, fingerprint=fingerprint,
+                              label=f"{request.model}/seed{request.seed}/n{request.n_train}")
+        info = _model_info(built.model, built.mode, built.K, claim.device)
         info.update({"epochs_ran": outcome.epochs_ran, "best_epoch": outcome.best_epoch,
                      "final_train_loss": outcome.final_train_loss, "best_val_loss": outcome.best_val_loss,
-                     "latency_ms_per_sequence": latency_ms_per_sequence(model, val[0], settings.batch_size)})
-        rows = []
-        for split in eval_splits:
-            inputs, targets = _tensors(splits[split.name], claim.device)
-            scores = evaluate(spec, predict(model, inputs, settings.batch_size), targets.cpu().numpy())
-            rows.append(_row(request, spec, split, info, scores))
-        metrics = _with_drift(pd.DataFrame(rows), spec)
+                     "latency_ms_per_sequence": latency_ms_per_sequence(built.model, val[0], settings.batch_size)})
+        metrics = evaluate_job_model(request, spec, built.model, splits, eval_splits, info, settings.batch_size,
+                                     claim.device)
         history = pd.DataFrame([{"seed": request.seed, "model": request.model, "n_train": request.n_train, **h}
                                 for h in outcome.history]).reindex(columns=HISTORY_COLUMNS)
-        checkpoint = {"model": request.model, "seed": request.seed, "n_train": request.n_train, "K": K,
-                      "fingerprint": fingerprint, "matrix_sha256": matrix_sha, "train_recurrent": mode,
-                      "state": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        checkpoint = {"model": request.model, "seed": request.seed, "n_train": request.n_train, "K": built.K,
+                      "fingerprint": fingerprint, "matrix_sha256": built.matrix_sha256,
+                      "train_recurrent": built.mode,
+                      "state": {n: p.detach().cpu() for n, p in built.model.named_parameters() if p.requires_grad},
                       "best_epoch": outcome.best_epoch, "best_val_loss": outcome.best_val_loss}
         _write_outputs(request.out_dir, checkpoint, metrics, history)
         (request.out_dir / RESUME_FILE).unlink(missing_ok=True)
         return metrics
     finally:
         claim.release()
+
+
+def build_job_model(request: JobRequest, spec: TaskSpec, device: torch.device) -> BuiltModel:
+    """The model of this job on its core (the primary, or its stored control), pools and K."""
+    primary = load_primary(request.graph_dir)
+    sensory, _, output = pool_indices(read_pools(request.pools_path))
+    K = int(read_json(request.k_path)["K"])
+    matrix, matrix_sha = recurrent_matrix(request, primary)
+    mode = request.training_cfg["train_recurrent"]
+    model = build_model(request.model, W=matrix, sensory_idx=sensory, output_idx=output, K=K,
+                        input_dim=spec.input_dim, output_dim=spec.output_dim, seed=request.seed,
+                        train_mode=mode, runtime=request.training_cfg["runtime"], device=device,
+                        dense_max_neurons=request.training_cfg["dense_max_neurons"],
+                        gru_max_hidden=request.training_cfg["gru_reference_max_hidden"])
+    return BuiltModel(model=model, K=K, matrix_sha256=matrix_sha, mode=mode)
+
+
+def _fingerprint(request: JobRequest, built: BuiltModel, settings: TrainSettings, splits: dict) -> str:
+    """Everything that determines the job's numbers: a saved resume state with another one is discarded."""
+    return job_fingerprint({
+        "model": request.model, "seed": request.seed, "n_train": request.n_train, "K": built.K,
+        "matrix": built.matrix_sha256, "settings": settings.__dict__, "mode": built.mode,
+        "runtime": request.training_cfg["runtime"], "task": dict(request.task_cfg),
+        "splits": {name: str(arrays["content_sha256"]) for name, arrays in splits.items()},
+    })
+
+
+def evaluate_job_model(request: JobRequest, spec: TaskSpec, model: torch.nn.Module, splits: dict,
+                       eval_splits: list[SplitDef], info: dict, batch_size: int, device: torch.device) -> pd.DataFrame:
+    """One metric row per test split (clean lengths and noise levels), plus the drift slope over lengths."""
+    rows = []
+    for split in eval_splits:
+        inputs, targets = _tensors(splits[split.name], device)
+        scores = evaluate(spec, predict(model, inputs, batch_size), targets.cpu().numpy())
+        rows.append(_row(request, spec, split, info, scores))
+    return _with_drift(pd.DataFrame(rows), spec)
 
 
 def _model_info(model: torch.nn.Module, mode: str, K: int, device: torch.device) -> dict:
@@ -172,7 +202,7 @@ def _run_mean_predictor(request: JobRequest, spec: TaskSpec, splits: dict, train
         outputs = mean_predictor_outputs(means, spec, len(targets), split.T)
         rows.append(_row(request, spec, split, info, evaluate(spec, outputs, targets)))
     metrics = _with_drift(pd.DataFrame(rows), spec)
-    checkpoint = {"model": "mean_predictor", "seed": request.seed, "n_train": request.n_train,
+    checkpoint = {"model": MEAN_PREDICTOR, "seed": request.seed, "n_train": request.n_train,
                   "state": {"mean_targets": torch.from_numpy(np.asarray(means))}}
     _write_outputs(request.out_dir, checkpoint, metrics, pd.DataFrame(columns=HISTORY_COLUMNS))
     return metrics
