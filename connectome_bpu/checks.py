@@ -4,6 +4,10 @@ A :class:`Check` stores the boolean that a test computed; the renderer turns it 
 Report writers therefore cannot print a PASS without having evaluated something that can be false
 (docs/departures.md#computed-checks).
 Informational lines (counts, notes) are plain :class:`Note` bullets and never carry a verdict.
+
+A check may carry a short stable ``key`` (``"data.pools_order"``): it is never rendered, so the report
+text does not depend on it, but it lets tests name the check they expect to fail and prove that every
+check of a report has been seen failing (tests/test_validation_reports.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Iterable, Union
 class Check:
     passed: bool
     text: str
+    key: str = ""
 
     def __post_init__(self) -> None:
         # numpy.bool_ and friends are accepted but stored as a real bool so reports are uniform.
@@ -37,8 +42,8 @@ class Note:
 Line = Union[Check, Note]
 
 
-def check(condition: object, text: str) -> Check:
-    return Check(bool(condition), text)
+def check(condition: object, text: str, key: str = "") -> Check:
+    return Check(bool(condition), text, key)
 
 
 def render_report(title: str, lines: Iterable[Line], preamble: str = "") -> str:

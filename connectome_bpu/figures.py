@@ -71,7 +71,11 @@ def _interval_columns(summary: pd.DataFrame, metric: str) -> tuple[np.ndarray, n
     return mean, low, high
 
 
-def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path: Path) -> None:
+def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path: Path | None) -> plt.Figure:
+    """Grid, one legend entry per model, the title (with the SYNTHETIC mark); written to ``path`` if given.
+
+    The figure is returned (closed to pyplot, its artists intact) so that its content can be inspected.
+    """
     for ax in axes:
         ax.grid(alpha=0.25)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -81,9 +85,11 @@ def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path
     fig.suptitle(title + suffix, fontsize=10, color="#b00020" if synthetic else "black")
     rows = int(np.ceil(len(labels) / 4))
     fig.tight_layout(rect=(0, 0.02 + 0.042 * rows, 1, 1))
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=options.dpi, format="png")
+    if path is not None:
+        with atomic.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=options.dpi, format="png")
     plt.close(fig)
+    return fig
 
 
 def _dodge(x: np.ndarray, index: int, count: int, *, log: bool = False) -> np.ndarray:
@@ -106,7 +112,7 @@ def _params(summary: pd.DataFrame) -> dict[str, int]:
 
 
 def error_vs(summary: pd.DataFrame, *, task: str, split: str, x: str, xlabel: str, title: str, models: list[str],
-             options: FigureOptions, synthetic: bool, path: Path) -> None:
+             options: FigureOptions, synthetic: bool, path: Path | None = None) -> plt.Figure:
     """Mean test error (+/- interval over seeds) against sequence length or input noise."""
     rows = summary[summary["split"] == split]
     fig, axes = _panel_figure(options)
@@ -122,11 +128,11 @@ def error_vs(summary: pd.DataFrame, *, task: str, split: str, x: str, xlabel: st
         ax.set_xticks(np.sort(rows[x].unique()))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel + at_T)
-    _finish(fig, axes, f"{title} (mean over seeds, {options.interval:.0%} t interval)", options, synthetic, path)
+    return _finish(fig, axes, f"{title} (mean over seeds, {options.interval:.0%} t interval)", options, synthetic, path)
 
 
 def loss_curve(history: pd.DataFrame, *, models: list[str], options: FigureOptions, synthetic: bool,
-               path: Path) -> None:
+               path: Path | None = None) -> plt.Figure:
     """Train and validation loss per epoch, mean over seeds with an interval band (seeds not mixed)."""
     fig, axes = _panel_figure(options)
     for ax, column, name in zip(axes, ("train_loss", "val_loss"), ("Training", "Validation")):
@@ -144,12 +150,12 @@ def loss_curve(history: pd.DataFrame, *, models: list[str], options: FigureOptio
         ax.set_xlabel("Epoch")
         ax.set_ylabel(f"{name} loss (task loss, dimensionless)")
         ax.set_title(f"{name} loss", fontsize=9)
-    _finish(fig, axes, f"Training and validation loss (mean over seeds, {options.interval:.0%} band; "
+    return _finish(fig, axes, f"Training and validation loss (mean over seeds, {options.interval:.0%} band; "
                        "runs stop early at different epochs)", options, synthetic, path)
 
 
 def sample_efficiency(summary: pd.DataFrame, *, task: str, T: int, models: list[str], options: FigureOptions,
-                      synthetic: bool, path: Path) -> None:
+                      synthetic: bool, path: Path | None = None) -> plt.Figure:
     """Final clean-test error at the training length against the number of training sequences."""
     rows = summary[(summary["split"] == "test") & (summary["T"] == T)]
     fig, axes = _panel_figure(options)
@@ -166,5 +172,5 @@ def sample_efficiency(summary: pd.DataFrame, *, task: str, T: int, models: list[
         ax.minorticks_off()
         ax.set_xlabel("Training sequences (nested subsets of the train split, log scale)")
         ax.set_ylabel(f"{ylabel} at T={T}")
-    _finish(fig, axes, f"Sample efficiency (mean over seeds, {options.interval:.0%} t interval)", options,
+    return _finish(fig, axes, f"Sample efficiency (mean over seeds, {options.interval:.0%} t interval)", options,
             synthetic, path)

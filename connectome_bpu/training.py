@@ -14,6 +14,11 @@ Design choices that matter for a fair, reproducible comparison:
   stopping that copies trainable tensors only (docs/departures.md#early-stopping). Only the train and
   validation splits are looked at while training; test splits are evaluated once, after the best state
   is restored.
+
+Test hook: with the environment variable ``CONNECTOME_BPU_KILL_AFTER_EPOCH=N`` set, the process SIGKILLs
+itself right after the resume state of epoch ``N`` is saved. It simulates a hard kill (OOM killer, node
+loss) at a known epoch boundary, so a kill-and-resume test does not depend on timing
+(tests/test_resume_workflow.py). It is read only when a resume path is given; leave it unset otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +44,7 @@ from .tasks import TaskSpec, loss_sums
 
 LOG = logging.getLogger(__name__)
 RESUME_FILE = "resume_state.pt"
+KILL_AFTER_EPOCH_ENV = "CONNECTOME_BPU_KILL_AFTER_EPOCH"
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,7 @@ def train_model(model: nn.Module, spec: TaskSpec, train: tuple[torch.Tensor, tor
         if resume_path is not None:
             _save_resume(resume_path, fingerprint, model, optimizer, best_state, best_val, best_epoch, wait,
                          history, epoch)
+            _kill_if_requested(epoch)
         bar.update(1)
         done = wait >= settings.patience
     bar.close()
@@ -175,6 +184,20 @@ def _save_resume(path: Path, fingerprint: str, model: nn.Module, optimizer: torc
                "best_epoch": best_epoch, "wait": wait, "history": history}
     with atomic.atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def _kill_if_requested(epoch: int) -> None:
+    """Test hook: SIGKILL this process once epoch ``$CONNECTOME_BPU_KILL_AFTER_EPOCH`` is saved.
+
+    Simulates a hard kill at a known epoch boundary (nothing runs after it: no ``finally``, no atexit),
+    so tests can interrupt a training job deterministically and check that it resumes exactly.
+    """
+    requested = os.environ.get(KILL_AFTER_EPOCH_ENV, "").strip()
+    if requested and int(requested) == epoch:
+        LOG.warning("%s=%s: killing the process after saving epoch %d (test hook)", KILL_AFTER_EPOCH_ENV,
+                    requested, epoch)
+        logging.shutdown()     # flush the log so the kill is visible in train.log
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _load_resume(path: Path | None, fingerprint: str) -> dict | None:

@@ -17,6 +17,7 @@ rule aggregate:
         models=experiment_value("models"),
         primary=experiment_value("primary"),
         se_models=experiment_value("se_models"),
+        seeds=experiment_value("seeds"),
         interval=experiment_value("config", "statistics", "interval"),
         code=rule_code_hash("results", "aggregate"),
     log:

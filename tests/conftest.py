@@ -101,3 +101,9 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 def workdir(tmp_path: Path) -> Path:
     write_config(tmp_path)
     return tmp_path
+
+
+# The models a user gets by default (config.yaml's `default` preset; on synthetic_cx with signed_policy
+# auto the Dale-preserving controls are on; both GRUs), laid over TINY_OVERRIDES' tiny sizes.
+DEFAULT_MODELS_OVERRIDES = {"models": None, "comparison": "default", "controls": {"dale": "auto"},
+                            "training": {"include_gru": True}}

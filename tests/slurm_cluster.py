@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
-LOCK_FILE = Path(tempfile.gettempdir()) / "cbpu-slurm-test.lock"
+LOCK_FILE = Path("/tmp/cbpu-slurm-test.lock")
 PREFIX = "cbpu-slurm-"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "srun", "scontrol", "sinfo", "scancel", "munge")

@@ -44,7 +44,11 @@ def test_duplicate_body_id_fails_with_one_clear_error_and_no_output(workdir: Pat
     pd.concat([neurons, neurons.iloc[[0]]]).to_csv(export_dir / "neurons.csv", index=False)
     proc = _local(workdir, export_dir, "graph", check=False)
     assert proc.returncode != 0
-    assert "duplicated bodyId" in proc.stdout + proc.stderr + _logs(workdir)
+    # One plain block names the rule, the problem and the log; no Python traceback reaches the user.
+    block = proc.stdout + proc.stderr
+    assert "connectome-bpu: rule 'local_exports' stopped" in block and "duplicated bodyId" in block
+    assert "(log: results/my_export/logs/local_exports.log)" in block and "Traceback" not in block
+    assert "duplicated bodyId" in _logs(workdir)
     assert not (workdir / "results/my_export/exports/neurons.csv").exists()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,3 +59,18 @@ def test_concat_orders_seed_then_config_model_order(tmp_path):
         _by_seed({model: [1.0, 2.0]}).to_csv(tmp_path / name, index=False)
     table = concat_job_tables([tmp_path / "a.csv", tmp_path / "b.csv"], ["cx_bpu", "random"])
     assert list(zip(table["seed"], table["model"])) == [(0, "cx_bpu"), (0, "random"), (1, "cx_bpu"), (1, "random")]
+
+
+def test_wall_clock_columns_are_named_as_such_and_only_they_measure_time():
+    from connectome_bpu.training_job import HISTORY_COLUMNS, INFO_COLUMNS, WALLCLOCK_LATENCY
+    from connectome_bpu.results import EXTRA_SUMMARY_METRICS
+
+    timing = re.compile(r"latency|seconds|elapsed|duration|wall|(^|_)time(_|$)", re.IGNORECASE)   # not `runtime`
+    assert WALLCLOCK_LATENCY == "wallclock_latency_ms_per_sequence" and WALLCLOCK_LATENCY in INFO_COLUMNS
+    for column in (*INFO_COLUMNS, *HISTORY_COLUMNS, *EXTRA_SUMMARY_METRICS):
+        assert column.startswith("wallclock_") or not timing.search(column), column
+    assert not any(c.startswith("wallclock_") for c in HISTORY_COLUMNS)   # per-epoch seconds stay in the log
+    summary = summarise(_by_seed({"cx_bpu": [1.0, 2.0]}).assign(wallclock_latency_ms_per_sequence=[0.3, 0.5]),
+                        "cartesian", 0.95)
+    assert [c for c in summary if timing.search(c)] == [f"wallclock_latency_ms_per_sequence_{s}" for s in
+                                                        ("mean", "std", "ci_low", "ci_high", "n_seeds", "n_excluded")]

@@ -17,7 +17,7 @@ import pytest
 
 from connectome_bpu.metrics import DRIFT_COLUMN, METRIC_COLUMNS, PRIMARY_METRIC
 from connectome_bpu.reports.summary import summary_markdown
-from connectome_bpu.results import _verdict, paired_differences, summarise
+from connectome_bpu.results import HIGHER_IS_BETTER, _verdict, paired_differences, summarise
 
 PRIMARY = "cx_bpu"
 TRAIN_T, LONG_T, N_TRAIN, LEVEL = 50, 200, 48, 0.95
@@ -126,7 +126,8 @@ def test_headline_verdicts_and_numbers_come_from_the_paired_intervals():
     assert rows["mean_predictor"][-1] == "connectome better"
     assert rows["gru"][-1] == "control better"
     assert rows["no_recurrence"][-1] == "no clear difference"
-    assert rows["random_dale"][-1] == "single seed" and rows["random_dale"][-2] == "1"
+    assert rows["random_dale"][-1] == "single seed"
+    assert rows["random_dale"][-2] == "1 of 3 seeds; seeds 1, 2 missing for `random_dale`"
     assert rows["gru_matched"][-1].startswith("not compared") and rows["gru_matched"][-3] == "n/a"
 
     at_train = paired[(paired["split"] == "test") & (paired["T"] == TRAIN_T)
@@ -187,3 +188,113 @@ def test_without_any_pair_the_headline_still_lists_every_model(task):
     rows = _headline(text)
     assert set(rows) == set(KINDS) and all(row[-1].startswith("not compared") for row in rows.values())
     assert "No paired comparison is available" in text
+
+
+# --- fewer seeds than the run has: said in the table, never averaged silently ------------------------------
+
+def _markdown_of(by_seed: pd.DataFrame, task: str = "cx_polar_bump", *, via_csv=None) -> str:
+    paired = paired_differences(by_seed, PRIMARY, [m for m in MODELS if m != PRIMARY], task, LEVEL)
+    summary = summarise(by_seed, task, LEVEL)
+    if via_csv is not None:   # as the workflow does: the summary rule reads the aggregated CSVs
+        summary.to_csv(via_csv / "summary.csv", index=False)
+        paired.to_csv(via_csv / "paired.csv", index=False)
+        summary, paired = pd.read_csv(via_csv / "summary.csv"), pd.read_csv(via_csv / "paired.csv")
+    return summary_markdown(metadata=METADATA, substrate="synthetic_cx", task=task, mode="frozen", seeds=SEEDS,
+                            n_train=N_TRAIN, train_T=TRAIN_T, models=MODELS, primary=PRIMARY, summary=summary,
+                            paired=paired, level=LEVEL)
+
+
+def _drop(by_seed: pd.DataFrame, model: str, seed: int) -> pd.DataFrame:
+    return by_seed[~((by_seed["model"] == model) & (by_seed["seed"] == seed))].reset_index(drop=True)
+
+
+def _set_nan(by_seed: pd.DataFrame, model: str, seed: int, metric: str) -> pd.DataFrame:
+    by_seed = by_seed.copy()
+    by_seed.loc[(by_seed["model"] == model) & (by_seed["seed"] == seed), metric] = np.nan
+    return by_seed
+
+
+def _interval(cell: str) -> tuple[float, float, float] | None:
+    match = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell)
+    return tuple(float(v) for v in match.groups()) if match else None
+
+
+def test_every_seed_paired_says_just_the_count():
+    rows = _headline(_markdown()[0])
+    assert {model: rows[model][5] for model in ("no_recurrence", "random", "gru", "mean_predictor")} == \
+        dict.fromkeys(("no_recurrence", "random", "gru", "mean_predictor"), "3")
+
+
+@pytest.mark.parametrize("csv", [False, True])
+def test_a_control_missing_a_seed_is_named_in_the_headline(tmp_path, csv):
+    by_seed = _drop(_by_seed("cx_polar_bump"), "random", 2)
+    text = _markdown_of(by_seed, via_csv=tmp_path if csv else None)
+    rows = _headline(text)
+    assert rows["random"][5] == "2 of 3 seeds; seed 2 missing for `random`"
+    # Two pairs still give an interval: differences -0.50, -0.52, half-width 12.706 * 0.01414 / sqrt(2) = 0.1271.
+    assert _interval(rows["random"][4]) == pytest.approx((-0.51, -0.51 - 0.1271, -0.51 + 0.1271), abs=2e-4)
+    assert rows["random"][-1] == "connectome better"
+    # The other comparisons keep all three seeds.
+    assert rows["gru"][5] == "3" and rows["no_recurrence"][5] == "3"
+    # The detail table says random's means are over two of the three seeds.
+    detail = {row[0]: row for row in _tables(text[text.index("### Every metric"):])[0]}
+    assert detail["random"][2] == "2 of 3" and detail[PRIMARY][2] == "3"
+
+
+def test_a_primary_missing_a_seed_is_named_in_every_comparison():
+    rows = _headline(_markdown_of(_drop(_by_seed("cx_polar_bump"), PRIMARY, 1)))
+    for model in ("no_recurrence", "random", "gru", "mean_predictor"):
+        assert rows[model][5] == f"2 of 3 seeds; seed 1 missing for `{PRIMARY}`"
+    assert rows["random_dale"][5] == (f"1 of 3 seeds; seed 1 missing for both `{PRIMARY}` and `random_dale`; "
+                                      "seed 2 missing for `random_dale`")
+
+
+def test_a_non_finite_metric_is_named_in_the_headline_and_the_detail():
+    metric = PRIMARY_METRIC["cx_polar_bump"]
+    by_seed = _set_nan(_by_seed("cx_polar_bump"), "gru", 0, metric)
+    text = _markdown_of(by_seed)
+    rows = _headline(text)
+    assert rows["gru"][5] == "2 of 3 seeds; seed 0 non-finite"
+    # Its mean is over the two finite seeds (offsets -0.31, -0.29 plus 0.01 * seed), and says so.
+    assert rows["gru"][3] == f"{np.mean([1.0 - 0.31 + 0.01, 1.0 - 0.29 + 0.02]):.4g}"
+    detail = {row[0]: row for row in _tables(text[text.index("### Every metric"):])[0]}
+    column = 3 + METRIC_COLUMNS["cx_polar_bump"].index(metric)
+    assert detail["gru"][column].endswith("(2 of 3 seeds)") and detail["gru"][2] == "3"
+    assert not detail["random"][column].endswith("seeds)")
+    # The detail matrix marks the comparison that used fewer seeds.
+    matrix_at = text.index("### Paired differences of every metric")
+    matrix = {row[0].strip("`"): row for row in _tables(text[matrix_at:])[0]}
+    cell = matrix["gru"][1 + (METRIC_COLUMNS["cx_polar_bump"] + [DRIFT_COLUMN]).index(metric)]
+    assert cell.endswith("other (2 of 3 seeds)")
+
+
+def test_fewer_than_two_finite_pairs_never_name_a_side():
+    metric = PRIMARY_METRIC["cx_polar_bump"]
+    by_seed = _set_nan(_drop(_by_seed("cx_polar_bump"), "random", 2), "random", 1, metric)
+    rows = _headline(_markdown_of(by_seed))
+    assert rows["random"][5] == "1 of 3 seeds; seed 1 non-finite; seed 2 missing for `random`"
+    assert rows["random"][-1] == "single seed"
+    for seed in (0, 1, 2):
+        by_seed = _set_nan(by_seed, "gru", seed, metric)
+    rows = _headline(_markdown_of(by_seed))
+    assert rows["gru"][5] == "0 of 3 seeds; seeds 0, 1, 2 non-finite"
+    assert rows["gru"][-1] == "no pairs" and rows["gru"][4] == "n/a"
+
+
+@pytest.mark.parametrize("task", sorted(METRIC_COLUMNS))
+def test_every_headline_verdict_agrees_with_its_printed_interval(task):
+    metric = PRIMARY_METRIC[task]
+    by_seed = _set_nan(_drop(_by_seed(task), "random", 2), "gru", 0, metric)
+    for text in (_markdown(task)[0], _markdown_of(by_seed, task)):
+        for model, row in _headline(text).items():
+            interval, seeds, verdict = _interval(row[4]), row[5], row[-1]
+            n_pairs = int(seeds.split()[0]) if seeds != "n/a" and not verdict.startswith("not compared") else 0
+            if interval is None or n_pairs < 2:
+                assert verdict in ("single seed", "no pairs") or verdict.startswith("not compared"), model
+                continue
+            _, low, high = interval
+            if low <= 0 <= high:
+                assert verdict == "no clear difference", model
+            else:   # lower is better for every primary metric: an interval below zero favours the connectome
+                assert metric not in HIGHER_IS_BETTER
+                assert verdict == ("connectome better" if high < 0 else "control better"), model

@@ -77,14 +77,51 @@ def test_resume_state_of_another_job_or_a_torn_file_is_ignored(tmp_path: Path):
     assert torn.resumed_from_epoch == 0
 
 
-def test_early_stopping_restores_best_trainable_tensors_only():
-    model = _model()
-    outcome = train_model(model, SPEC, TRAIN, VAL, TrainSettings(lr=0.5, patience=1, epochs=6, batch_size=8), seed=3)
-    assert outcome.epochs_ran <= 6
-    assert min(h["val_loss"] for h in outcome.history) == pytest.approx(outcome.best_val_loss)
-    restored = training.mean_loss(model, SPEC, *VAL, batch_size=8)
-    assert restored == pytest.approx(outcome.best_val_loss, rel=1e-6)
-    assert set(training._snapshot(model)) == {"W_in", "b_in", "W_out", "b_out"}
+def _train_recording_epochs(monkeypatch, tmp_path: Path, settings: TrainSettings):
+    """Train, recording the trainable tensors as they stood at the end of every epoch (taken when the
+    resume state of that epoch is saved)."""
+    model, per_epoch = _model(), {}
+    original_save = training._save_resume
+
+    def save_and_record(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch):
+        per_epoch[epoch] = training._snapshot(model)
+        original_save(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch)
+
+    monkeypatch.setattr(training, "_save_resume", save_and_record)
+    outcome = train_model(model, SPEC, TRAIN, VAL, settings, seed=3, resume_path=tmp_path / "state.pt",
+                          fingerprint="job")
+    return model, outcome, per_epoch
+
+
+def _assert_restored_best_epoch(model, outcome, per_epoch, settings: TrainSettings):
+    assert outcome.epochs_ran == len(per_epoch) == outcome.best_epoch + settings.patience < settings.epochs
+    assert [h["patience_wait"] for h in outcome.history[outcome.best_epoch:]] == list(range(1, settings.patience + 1))
+    assert outcome.history[outcome.best_epoch - 1]["val_loss"] == outcome.best_val_loss
+    restored = _params(model)
+    assert set(restored) == {"W_in", "b_in", "W_out", "b_out"}          # trainable tensors only
+    for name, value in restored.items():
+        assert torch.equal(value, per_epoch[outcome.best_epoch][name]), name
+    assert any(not torch.equal(value, per_epoch[outcome.epochs_ran][name]) for name, value in restored.items())
+    assert training.mean_loss(model, SPEC, *VAL, batch_size=settings.batch_size) == outcome.best_val_loss
+
+
+def test_early_stopping_stops_when_validation_worsens_and_restores_the_best_epoch(monkeypatch, tmp_path: Path):
+    # lr 0.2 overshoots: validation improves for a few epochs and then gets worse than its best, so training
+    # stops `patience` epochs after the best one, well before the epoch limit.
+    settings = TrainSettings(lr=0.2, patience=3, epochs=30, batch_size=8)
+    model, outcome, per_epoch = _train_recording_epochs(monkeypatch, tmp_path, settings)
+    assert 1 < outcome.best_epoch < outcome.epochs_ran < settings.epochs
+    assert outcome.best_val_loss == min(h["val_loss"] for h in outcome.history)
+    _assert_restored_best_epoch(model, outcome, per_epoch, settings)
+
+
+def test_no_improvement_larger_than_min_delta_stops_after_exactly_patience_epochs(monkeypatch, tmp_path: Path):
+    # No later epoch can beat the first by min_delta, so the stop at epoch 1 + patience does not depend on
+    # numerics; epoch 1's tensors come back even though a later validation loss is (slightly) lower.
+    settings = TrainSettings(lr=1e-2, patience=2, min_delta=1e6, epochs=20, batch_size=8)
+    model, outcome, per_epoch = _train_recording_epochs(monkeypatch, tmp_path, settings)
+    assert (outcome.best_epoch, outcome.epochs_ran) == (1, 3)
+    _assert_restored_best_epoch(model, outcome, per_epoch, settings)
 
 
 def test_same_seed_same_numbers():

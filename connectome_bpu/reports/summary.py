@@ -8,6 +8,11 @@ model at the training length, the extrapolation over sequence lengths, and the p
 metric as one row per compared model; the intervals of that detail, and the noisy and other-length
 splits, are left to ``paired_differences.csv`` rather than printed as a hundred rows.
 
+Nothing is averaged over fewer seeds than the run has without saying so: a comparison that could not
+pair every seed (a seed missing for one model, or a non-finite value) says in its ``seeds`` cell how
+many it used and why the others are out ("2 of 3 seeds; seed 2 missing for `random`"), and a mean over
+fewer seeds than its model ran says how many.
+
 The summary names the actual substrate (the original benchmark's summary always said "hemibrain CX",
 ``docs/departures.md#figures-and-summary``) and states results; it never prints PASS. Every verdict is
 computed here from the interval it is printed beside, with the same rule as ``paired_differences.csv``.
@@ -20,7 +25,7 @@ import pandas as pd
 
 from ..metrics import DRIFT_COLUMN, METRIC_COLUMNS, PRIMARY_METRIC
 from ..model_names import BASELINE_MODELS, GRU_MODELS, control_models
-from ..results import HIGHER_IS_BETTER, _verdict
+from ..results import HIGHER_IS_BETTER, _verdict, parse_seed_list
 from ..substrates import KINDS
 
 MODE_SENTENCES = {
@@ -44,7 +49,46 @@ def _fmt(mean: float, low: float, high: float) -> str:
 
 
 def _cell(row: pd.Series, metric: str) -> str:
-    return _fmt(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
+    """Mean [interval]; followed by "(n of m seeds)" when non-finite values left seeds of the row out."""
+    text = _fmt(row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
+    used = row.get(f"{metric}_n_seeds")
+    if used is not None and np.isfinite(used) and int(used) < int(row["n_seeds"]):
+        text += f" ({int(used)} of {int(row['n_seeds'])} seeds)"
+    return text
+
+
+def _seed_words(seeds: list[int]) -> str:
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
+
+
+def seeds_cell(row: pd.Series, run_seeds: list[int], primary: str, other: str) -> str:
+    """How many of the run's seeds a paired row used, and why each other seed is out.
+
+    ``"3"`` when every seed of the run was paired; else e.g. ``"2 of 3 seeds; seed 2 missing for `random`"``.
+    """
+    used = parse_seed_list(row.get("seeds_used")) if "seeds_used" in row else None
+    n_used = int(row["n_seeds"])
+    if used is None:   # a table without the seed lists: the count is all there is
+        return str(n_used) if n_used >= len(run_seeds) else f"{n_used} of {len(run_seeds)} seeds"
+    out = [s for s in run_seeds if s not in used]
+    if not out:
+        return str(n_used)
+    no_primary = set(parse_seed_list(row.get("seeds_missing_primary")))
+    no_control = set(parse_seed_list(row.get("seeds_missing_control")))
+    nonfinite = set(parse_seed_list(row.get("seeds_nonfinite")))
+    reasons: dict[str, list[int]] = {}
+    for seed in out:
+        if seed in nonfinite:
+            reason = "non-finite"
+        elif seed in no_control and seed not in no_primary:
+            reason = f"missing for `{other}`"
+        elif seed in no_primary and seed not in no_control:
+            reason = f"missing for `{primary}`"
+        else:   # listed for neither (absent from the whole table) or for both
+            reason = f"missing for both `{primary}` and `{other}`"
+        reasons.setdefault(reason, []).append(seed)
+    return f"{n_used} of {len(run_seeds)} seeds; " + "; ".join(f"{_seed_words(seeds)} {reason}"
+                                                                  for reason, seeds in reasons.items())
 
 
 # Kinds of compared model, in the order the headline lists them.
@@ -53,7 +97,7 @@ TOPOLOGY_CONTROL, GRU_BASELINE, TRIVIAL_BASELINE, OTHER_MODEL = (
 _KIND_ORDER = (TOPOLOGY_CONTROL, GRU_BASELINE, TRIVIAL_BASELINE, OTHER_MODEL)
 # How the detail matrix abbreviates the verdicts of ``results._verdict`` (the headline prints them whole).
 _SHORT_VERDICT = {"connectome better": "conn.", "control better": "other", "no clear difference": "unclear",
-                  "single seed": "1 seed"}
+                  "single seed": "1 seed", "no pairs": "0 seeds"}
 
 
 def model_kind(model: str) -> str:
@@ -109,19 +153,22 @@ def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, se
         f"- Training: {n_train} sequences of T={train_T}; seeds {seeds}; intervals are {level:.0%} Student-t "
         f"intervals over seeds (none with one seed).", "",
     ]
-    lines += _headline(at_train, paired_train, models, primary, PRIMARY_METRIC[task], train_T, n_train, level)
+    lines += _headline(at_train, paired_train, models, primary, PRIMARY_METRIC[task], train_T, n_train, level,
+                       list(seeds))
     lines += [
         "## Detail", "",
         f"### Every metric, clean test at the training length (T={train_T})", "",
-        "| model | trainable params | " + " | ".join(m + UNITS.get(m, "") for m in metrics) + " |",
-        "|---|---:|" + "---|" * len(metrics),
+        "| model | trainable params | seeds | " + " | ".join(m + UNITS.get(m, "") for m in metrics) + " |",
+        "|---|---:|---:|" + "---|" * len(metrics),
     ]
     for model in models:
         row = at_train[at_train["model"] == model]
         if row.empty:
             continue
         row = row.iloc[0]
-        lines.append(f"| {model} | {int(row['trainable_parameter_count']):,} | "
+        ran = int(row["n_seeds"])
+        ran_cell = str(ran) if ran >= len(seeds) else f"{ran} of {len(seeds)}"
+        lines.append(f"| {model} | {int(row['trainable_parameter_count']):,} | {ran_cell} | "
                      + " | ".join(_cell(row, m) for m in metrics) + " |")
     lines += ["", "`mean_predictor` predicts the train split's per-timestep mean target for every sequence (no "
               "learning from inputs); a model that does not beat it has learned nothing beyond the average. "
@@ -129,7 +176,7 @@ def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, se
               "as many trainable parameters as the BPU adapters.", ""]
     lines += _baseline_lines(at_train, models, PRIMARY_METRIC[task])
     lines += _extrapolation_table(summary, models, metrics[1:3], n_train)
-    lines += _paired_matrix(paired_train, models, primary, metrics + [DRIFT_COLUMN], train_T, level)
+    lines += _paired_matrix(paired_train, models, primary, metrics + [DRIFT_COLUMN], train_T, level, len(seeds))
     lines += ["", "## Caveats", "",
               "- Results are evidence relative to matched controls under this task and these settings, not proof "
               "of biological computation. Check `control_validation.md` for what each control preserves, per seed.",
@@ -138,7 +185,7 @@ def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, se
 
 
 def _headline(at_train: pd.DataFrame, paired_train: pd.DataFrame, models: list[str], primary: str,
-              metric: str, train_T: int, n_train: int, level: float) -> list[str]:
+              metric: str, train_T: int, n_train: int, level: float, run_seeds: list[int]) -> list[str]:
     """The one table the summary leads with: ``metric`` per compared model, paired with the connectome."""
     better = "higher" if metric in HIGHER_IS_BETTER else "lower"
     favours = "positive" if metric in HIGHER_IS_BETTER else "negative"
@@ -147,11 +194,13 @@ def _headline(at_train: pd.DataFrame, paired_train: pd.DataFrame, models: list[s
              f"`{primary}` with one other model on the same seeds: the difference is `{primary}` minus that model, "
              f"averaged over seeds, with its {level:.0%} interval. {better.capitalize()} `{metric}` is better, so "
              f"a {favours} difference favours `{primary}`. The verdict is read from the interval: it names a side "
-             f"only when the interval excludes zero (`control better` means the model of that row is better).",
+             f"only when the interval excludes zero (`control better` means the model of that row is better), and "
+             f"never on fewer than two paired seeds. `seeds` counts the seeds paired; when that is fewer than the "
+             f"run's {len(run_seeds)}, it says which seeds are out and why.",
              "",
              f"| compared with | kind | `{primary}` mean | its mean | difference [{level:.0%} interval] | seeds | "
              f"verdict |",
-             "|---|---|---:|---:|---|---:|---|"]
+             "|---|---|---:|---:|---|---|---|"]
     own = _mean(at_train, primary, metric)
     rows = paired_train[paired_train["metric"] == metric] if not paired_train.empty else paired_train
     for model in _compared(models, primary):
@@ -161,7 +210,7 @@ def _headline(at_train: pd.DataFrame, paired_train: pd.DataFrame, models: list[s
         else:
             row = match.iloc[0]
             difference = _fmt(row["mean_difference"], row["ci_low"], row["ci_high"])
-            n_seeds, verdict = str(int(row["n_seeds"])), _row_verdict(row)
+            n_seeds, verdict = seeds_cell(row, run_seeds, primary, model), _row_verdict(row)
         theirs = _mean(at_train, model, metric)
         lines.append(f"| `{model}` | {model_kind(model)} | {_number(own)} | {_number(theirs)} | {difference} | "
                      f"{n_seeds} | {verdict} |")
@@ -212,13 +261,14 @@ def _extrapolation_table(summary: pd.DataFrame, models: list[str], metrics: list
 
 
 def _paired_matrix(paired_train: pd.DataFrame, models: list[str], primary: str, metrics: list[str],
-                   train_T: int, level: float) -> list[str]:
+                   train_T: int, level: float, n_run_seeds: int) -> list[str]:
     """Every metric's paired difference at the training length: one row per compared model, not per pair."""
     lines = [f"### Paired differences of every metric: `{primary}` minus each model (clean test, T={train_T})",
              "",
              f"Mean difference over seeds, then the verdict of its {level:.0%} interval: `conn.` = `{primary}` "
              f"better, `other` = the row's model better (the interval excludes zero), `unclear` = the interval "
-             f"includes zero, `1 seed` = no interval. Lower is better except for "
+             f"includes zero, `1 seed` / `0 seeds` = no interval; `(2 of 3 seeds)` = fewer seeds paired than the "
+             f"run has. Lower is better except for "
              f"{', '.join(f'`{m}`' for m in sorted(HIGHER_IS_BETTER))}. The intervals, the noisy test split and the "
              f"other sequence lengths are in `paired_differences.csv`.", ""]
     if paired_train.empty:
@@ -235,7 +285,11 @@ def _paired_matrix(paired_train: pd.DataFrame, models: list[str], primary: str, 
                 cells.append("n/a")
                 continue
             row = rows.loc[metric]
-            verdict = _verdict(metric, float(row["ci_low"]), float(row["ci_high"]), int(row["n_seeds"]))
-            cells.append(f"{_number(float(row['mean_difference']))} {_SHORT_VERDICT.get(verdict, verdict)}")
+            n_pairs = int(row["n_seeds"])
+            verdict = _verdict(metric, float(row["ci_low"]), float(row["ci_high"]), n_pairs)
+            cell = f"{_number(float(row['mean_difference']))} {_SHORT_VERDICT.get(verdict, verdict)}"
+            if 2 <= n_pairs < n_run_seeds:
+                cell += f" ({n_pairs} of {n_run_seeds} seeds)"
+            cells.append(cell)
         lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
     return lines + [""]

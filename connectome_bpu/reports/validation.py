@@ -1,8 +1,9 @@
 """``data_validation.md``, ``bpu_validation.md`` and ``control_validation.md``.
 
 Each function takes paths, recomputes what it reports from the stored artifacts (never from flags a
-previous step wrote about itself) and returns report lines. Every ``Check`` can fail; the tests in
-``tests/test_validation_reports.py`` break one artifact per check and assert the FAIL.
+previous step wrote about itself) and returns report lines. Every ``Check`` can fail and carries a stable
+``key`` (never rendered); ``tests/test_validation_reports.py`` breaks artifacts, asserts the FAIL of the
+check each breakage targets, and fails when any key of this module has no breakage that makes it FAIL.
 """
 
 from __future__ import annotations
@@ -39,14 +40,14 @@ def data_validation_lines(exports_dir: str | Path, pools_path: str | Path, metad
                           arrays_path: str | Path) -> list[Line]:
     exports_dir = Path(exports_dir)
     lines: list[Line] = [check((exports_dir / name).is_file() and (exports_dir / name).stat().st_size > 0,
-                               f"{name} exists") for name in EXPORT_NAMES]
+                               f"{name} exists", key="data.export_exists") for name in EXPORT_NAMES]
     try:
         exports = load_exports(exports_dir)
     except BPUInputError as err:
-        return lines + [Check(False, f"exports pass schema validation ({err})")]
+        return lines + [Check(False, f"exports pass schema validation ({err})", key="data.export_schema")]
     neurons, connections = exports.neurons, exports.connections
     lines.append(Check(True, f"exports pass schema validation ({len(neurons)} neurons, {len(connections)} "
-                             f"aggregated edges, {len(exports.roi_counts)} roi rows)"))
+                             f"aggregated edges, {len(exports.roi_counts)} roi rows)", key="data.export_schema"))
 
     pools = read_pools(pools_path)
     neuron_ids = neurons["bodyId"].to_numpy(np.int64)
@@ -54,50 +55,61 @@ def data_validation_lines(exports_dir: str | Path, pools_path: str | Path, metad
     retained = np.isin(neuron_ids, pool_ids).sum()
     lines.append(check(retained == len(neuron_ids) and len(pool_ids) == len(neuron_ids),
                        f"all queried connectome neurons are retained in pool_assignments.csv "
-                       f"({len(pool_ids)}/{len(neuron_ids)})"))
+                       f"({len(pool_ids)}/{len(neuron_ids)})", key="data.pools_retained"))
     flags = pools[["is_sensory", "is_internal", "is_output"]].astype(bool).to_numpy()
     labels_match = (np.array(POOLS)[flags.argmax(axis=1)] == pools["pool"].to_numpy()).all()
     lines.append(check((flags.sum(axis=1) == 1).all() and labels_match,
-                       "pool assignment is exhaustive and mutually exclusive"))
+                       "pool assignment is exhaustive and mutually exclusive", key="data.pools_exclusive"))
     lines.append(check(np.array_equal(pools["index"].to_numpy(), np.arange(len(pools))) and
                        np.array_equal(pool_ids, np.sort(pool_ids)),
-                       "pool rows are in ascending bodyId order with index = position"))
+                       "pool rows are in ascending bodyId order with index = position", key="data.pools_order"))
     counts = pools["pool"].value_counts()
     lines.append(check(counts.get("sensory", 0) > 0 and counts.get("output", 0) > 0,
-                       "sensory and output pools are non-empty"))
+                       "sensory and output pools are non-empty", key="data.pools_nonempty"))
     lines.append(Note(f"Pool counts: `{ {p: int(counts.get(p, 0)) for p in POOLS} }`"))
     reasons = pools.groupby(["pool", "assignment_reason"]).size()
     lines.append(Note("Assignment reasons: " + ", ".join(f"{p}/{r}: {n}" for (p, r), n in reasons.items())))
 
     metadata = read_json(metadata_path)
     lines.append(check(metadata["N"] == len(neurons),
-                       f"graph metadata N matches neuron export ({metadata['N']} vs {len(neurons)} neurons)"))
+                       f"graph metadata N matches neuron export ({metadata['N']} vs {len(neurons)} neurons)",
+                       key="data.metadata_n"))
     with np.load(arrays_path) as arrays:
         body_ids = arrays["body_ids"]
     lines.append(check(body_ids.dtype == np.int64 and np.array_equal(body_ids, neuron_ids),
-                       f"node order is the ascending int64 bodyId list of the export (dtype {body_ids.dtype})"))
+                       f"node order is the ascending int64 bodyId list of the export (dtype {body_ids.dtype})",
+                       key="data.node_order"))
     lines.append(check(metadata["raw_edge_count"] == len(connections),
-                       f"raw edge count in metadata matches connections.csv ({metadata['raw_edge_count']})"))
+                       f"raw edge count in metadata matches connections.csv ({metadata['raw_edge_count']})",
+                       key="data.raw_edge_count"))
     lines.append(check(metadata["unsigned_edge_count"] == len(connections),
-                       f"every aggregated edge is a nonzero of the adjacency ({metadata['unsigned_edge_count']} nnz)"))
+                       f"adjacency nonzeros recorded in graph_metadata.json equal the aggregated edges of "
+                       f"connections.csv ({metadata['unsigned_edge_count']} nnz)",
+                       key="data.edge_count"))
     return lines
 
 
 def bpu_validation_lines(graph_dir: str | Path, connections_path: str | Path, metadata_path: str | Path,
                          *, k_min: int, k_max: int, spectral_kwargs: dict, sample_edges: int = 500) -> list[Line]:
     metadata = read_json(metadata_path)
-    primary = load_primary(graph_dir)
+    try:
+        primary = load_primary(graph_dir)
+    except BPUInputError as err:   # a signed primary is refused when the stored matrix is not N x N
+        return [Check(False, f"adjacency is square and matches the per-neuron arrays ({err})", key="bpu.square")]
     matrix, n = primary.matrix, metadata["N"]
     lines: list[Line] = [
-        check(matrix.shape[0] == matrix.shape[1], f"adjacency is square with shape {matrix.shape}"),
-        check(matrix.shape == (n, n), f"adjacency shape matches metadata N ({n})"),
+        check(matrix.shape[0] == matrix.shape[1], f"adjacency is square with shape {matrix.shape}", key="bpu.square"),
+        check(matrix.shape == (n, n), f"adjacency shape matches metadata N ({n})", key="bpu.shape_n"),
     ]
+    if matrix.shape != (len(primary.body_ids),) * 2:
+        return lines   # edge lookups and the spectral radius are undefined on a matrix of the wrong shape
     lines.append(_edge_direction_check(primary.unsigned, primary.body_ids, connections_path, sample_edges))
     recomputed = choose_primary(metadata["signed_policy"], any_signed=bool(np.any(primary.neuron_signs != 0)),
                                 coverage=metadata["sign_coverage"], threshold=metadata["sign_coverage_threshold"])
     lines.append(check(recomputed == metadata["primary_matrix"],
                        f"primary matrix choice is documented as `{metadata['primary_matrix']}` and follows the "
-                       f"`{metadata['signed_policy']}` policy at coverage {metadata['sign_coverage']:.4f}"))
+                       f"`{metadata['signed_policy']}` policy at coverage {metadata['sign_coverage']:.4f}",
+                       key="bpu.primary_choice"))
     lines.append(Note(f"Sign coverage: `{metadata['sign_coverage']:.4f}`"))
     lines.append(Note(f"Spectral target: `{metadata['rho_target']}`, scale: `{metadata['spectral_scale']}` "
                       f"(raw radius {metadata['raw_primary_spectral_radius']:.4f}, "
@@ -105,13 +117,13 @@ def bpu_validation_lines(graph_dir: str | Path, connections_path: str | Path, me
     estimate = spectral_radius(matrix, **spectral_kwargs)
     lines.append(check(abs(estimate.radius - metadata["rho_target"]) < 1e-3,
                        f"primary matrix spectral radius recomputed from the stored file is {estimate.radius:.6f} "
-                       f"(target {metadata['rho_target']}, {estimate.method})"))
+                       f"(target {metadata['rho_target']}, {estimate.method})", key="bpu.spectral_radius"))
     unsigned_ok = primary.unsigned.nnz == 0 or primary.unsigned.data.min() > 0
-    lines.append(check(unsigned_ok, "unsigned adjacency holds only positive weights"))
+    lines.append(check(unsigned_ok, "unsigned adjacency holds only positive weights", key="bpu.unsigned_positive"))
     k, raw_median = metadata["estimated_K"], metadata["k_raw_median"]
     expected_k = int(np.clip(round(raw_median), k_min, k_max))
     lines.append(check(k_min <= k <= k_max and k == expected_k,
-                       f"K is clip(round(raw median {raw_median}), {k_min}, {k_max}) = `{k}`"))
+                       f"K is clip(round(raw median {raw_median}), {k_min}, {k_max}) = `{k}`", key="bpu.k_clip"))
     return lines
 
 
@@ -129,7 +141,8 @@ def _edge_direction_check(unsigned: sp.csr_matrix, body_ids: np.ndarray, connect
     if known.any():
         present[known] = np.asarray(unsigned[post[known], pre[known]]).ravel() != 0
     return check(len(sample) > 0 and present.all(),
-                 f"edge direction is W_rec[post_index, pre_index] across {int(present.sum())}/{len(sample)} sampled edges")
+                 f"edge direction is W_rec[post_index, pre_index] across {int(present.sum())}/{len(sample)} sampled edges",
+                 key="bpu.edge_direction")
 
 
 def control_validation_lines(graph_dir: str | Path, control_paths: dict[tuple[str, int], str | Path], *,
@@ -176,17 +189,19 @@ def split_lines(split_paths: Sequence[str | Path], task_cfg: dict) -> list[Line]
         try:
             arrays = load_split(path, spec, split, data_seed=task_cfg["data_seed"])
         except BPUInputError as err:
-            lines.append(Check(False, f"{path.name} matches its split definition ({err})"))
+            lines.append(Check(False, f"{path.name} matches its split definition ({err})", key="split.file"))
             continue
         fingerprints[split.name] = split_fingerprints(arrays)
         lines.append(check(len(arrays["inputs"]) == split.count,
-                           f"{path.name} holds {len(arrays['inputs'])} sequences of T={split.T}, noise {split.noise_std}"))
+                           f"{path.name} holds {len(arrays['inputs'])} sequences of T={split.T}, noise {split.noise_std}",
+                           key="split.file"))
     overlaps = leakage_overlaps(fingerprints, exempt=shared_by_design(plan))
     shared = {pair: n for pair, n in overlaps.items() if n}
     total = sum(len(v) for v in fingerprints.values())
     lines.append(check(len(fingerprints) == len(plan) and not shared,
                        f"no train/val/test leakage: no trajectory appears in two of {len(fingerprints)} split files "
-                       f"({total} sequences compared by content hash)" + (f"; shared: {shared}" if shared else "")))
+                       f"({total} sequences compared by content hash)" + (f"; shared: {shared}" if shared else ""),
+                       key="split.leakage"))
     return lines
 
 
@@ -199,15 +214,15 @@ def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: s
     from ..tasks import TaskSpec
 
     spec = TaskSpec.from_config(task_cfg)
-    primary = load_primary(graph_dir)
     sensory, _, output = pool_indices(read_pools(pools_path))
     K = int(read_json(k_path)["K"])
     try:
+        primary = load_primary(graph_dir)
         model = build_model(model_name, W=primary.matrix, sensory_idx=sensory, output_idx=output, K=K,
                             input_dim=spec.input_dim, output_dim=spec.output_dim, seed=0, train_mode=train_mode,
                             runtime="auto", device=torch.device("cpu"), dense_max_neurons=dense_max_neurons)
     except BPUInputError as err:
-        return [Check(False, f"{model_name} can be built in `{train_mode}` mode ({err})")]
+        return [Check(False, f"{model_name} can be built in `{train_mode}` mode ({err})", key="surface.buildable")]
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     recurrent = {"frozen": [], "observed": ["W_rec_values"], "dense": ["W_rec"]}[train_mode]
     expected = expected_bpu_trainable_count(len(sensory), len(output), spec.input_dim, spec.output_dim,
@@ -215,13 +230,15 @@ def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: s
     surface = ", ".join(recurrent + ["W_in", "b_in", "W_out", "b_out"])
     return [
         check(names == recurrent + ["W_in", "b_in", "W_out", "b_out"],
-              f"{model_name} ({train_mode}) exposes only {surface} as trainable (found: {', '.join(names)})"),
+              f"{model_name} ({train_mode}) exposes only {surface} as trainable (found: {', '.join(names)})",
+              key="surface.trainable_names"),
         check(trainable_parameter_count(model) == expected,
-              f"trainable parameter count is correct ({trainable_parameter_count(model):,} = closed form {expected:,})"),
+              f"trainable parameter count is correct ({trainable_parameter_count(model):,} = closed form {expected:,})",
+              key="surface.trainable_count"),
         check(tuple(model.W_in.shape) == (len(sensory), spec.input_dim) and
               tuple(model.W_out.shape) == (spec.output_dim, len(output)),
               f"sensory-only input masking and output-only readout masking hold by parameter shape "
-              f"(W_in {tuple(model.W_in.shape)}, W_out {tuple(model.W_out.shape)})"),
+              f"(W_in {tuple(model.W_in.shape)}, W_out {tuple(model.W_out.shape)})", key="surface.io_masking"),
     ]
 
 
@@ -233,23 +250,27 @@ def training_comparability_lines(by_seed: pd.DataFrame, metadata: dict,
         return [Note("no BPU metrics rows found", label="SKIP")]
     nnz = metadata["unsigned_edge_count"]
     lines = [check(bpu["K"].nunique() == 1 and int(bpu["K"].iloc[0]) == metadata["estimated_K"],
-                   f"all BPU models and controls use K = {metadata['estimated_K']} (found {sorted(int(k) for k in bpu['K'].unique())})")]
+                   f"all BPU models and controls use K = {metadata['estimated_K']} (found {sorted(int(k) for k in bpu['K'].unique())})",
+                   key="comparability.k")]
     if (bpu["recurrent_train_mode"] == "frozen").all():
         lines.append(check((bpu["frozen_edge_count"] == nnz).all(),
-                           f"all frozen BPU controls match the frozen edge count of the primary ({nnz})"))
+                           f"all frozen BPU controls match the frozen edge count of the primary ({nnz})",
+                           key="comparability.frozen_edges"))
     else:
         lines.append(check((bpu["recurrent_parameter_count"] == bpu["recurrent_parameter_count"].iloc[0]).all(),
-                           "all trainable-recurrent BPU controls have the same recurrent support size"))
+                           "all trainable-recurrent BPU controls have the same recurrent support size",
+                           key="comparability.support_size"))
         lines.append(check((bpu["trainable_recurrent_parameter_count"] > 0).all(),
-                           "recurrent weights are counted as trainable in metrics"))
+                           "recurrent weights are counted as trainable in metrics",
+                           key="comparability.recurrent_trainable"))
     splits_per_job = by_seed.groupby(["model", "seed"])[["split", "T", "noise_std"]].apply(
         lambda g: tuple(sorted(map(tuple, g.to_numpy().tolist()))))
     lines.append(check(splits_per_job.nunique() == 1 and by_seed["n_train"].nunique() == 1,
                        f"every model and seed was evaluated on the same {len(splits_per_job.iloc[0])} splits after "
-                       f"training on {by_seed['n_train'].iloc[0]} sequences"))
+                       f"training on {by_seed['n_train'].iloc[0]} sequences", key="comparability.same_splits"))
     trained = {(m, int(s)) for m, s in bpu[["model", "seed"]].drop_duplicates().itertuples(index=False)
                if control_base(m) in SHUFFLE_CONTROLS}
     missing = sorted(trained - set(control_paths))
     lines.append(check(not missing, f"every trained control seed ({len(trained)}) has a validated control file above"
-                                    + (f"; missing: {missing}" if missing else "")))
+                                    + (f"; missing: {missing}" if missing else ""), key="comparability.control_files"))
     return lines

@@ -30,7 +30,8 @@ def aggregate(smk: Any) -> None:
     atomic.write_csv(smk.output.by_seed, by_seed)
     atomic.write_csv(smk.output.summary, summarise(by_seed, task, level))
     atomic.write_csv(smk.output.history, history)
-    atomic.write_csv(smk.output.paired, paired_differences(by_seed, smk.params.primary, others, task, level))
+    atomic.write_csv(smk.output.paired, paired_differences(by_seed, smk.params.primary, others, task, level,
+                                                           seeds=list(smk.params.seeds)))
     atomic.write_csv(smk.output.sample_efficiency, sample_eff)
     LOG.info("aggregated %d metric rows over %d models and %d seeds", len(by_seed), by_seed["model"].nunique(),
              by_seed["seed"].nunique())

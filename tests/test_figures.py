@@ -1,0 +1,171 @@
+"""The figure functions of ``connectome_bpu.figures`` on small hand-made tables, read back as artists.
+
+Each function returns its matplotlib Figure (and writes the PNG only when given a path), so these
+tests inspect what is drawn: axis labels with units, one curve and one legend entry per model, error
+bars or bands equal to the t interval worked out here by hand (t_{0.975,2} = 4.303 for three seeds),
+no interval for a single seed, and the SYNTHETIC mark exactly when the substrate is synthetic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
+
+from connectome_bpu import figures  # noqa: E402
+from connectome_bpu.metrics import DRIFT_COLUMN, METRIC_COLUMNS  # noqa: E402
+from connectome_bpu.results import summarise  # noqa: E402
+
+TASK = "cx_polar_bump"
+OPTIONS = figures.FigureOptions(dpi=40, width_in=4.0, height_in=3.0, interval=0.95)
+SEEDS = [0, 1, 2]
+# Each model's error at T=50 and its parameter count; error = BASE * T / 50 + 0.1 * seed (+ noise).
+BASE = {"cx_bpu": 0.5, "random": 0.8, "mean_predictor": 1.5}
+PARAMS = {"cx_bpu": 1200, "random": 1200, "mean_predictor": 0}
+MODELS = ["cx_bpu", "random", "random_dale", "mean_predictor"]   # random_dale: one seed only
+HALF_3 = 4.303 * 0.1 / math.sqrt(3)    # t_{0.975,2} * sd / sqrt(n), sd of (0, 0.1, 0.2) = 0.1
+UNIT = re.compile(r"\((rad|world units|steps|input units|task loss, dimensionless)\)")
+
+
+def _by_seed() -> pd.DataFrame:
+    rows = []
+    models = {**BASE, "random_dale": 0.9}
+    for model, base in models.items():
+        for seed in ([0] if model == "random_dale" else SEEDS):
+            cases = [("test", T, 0.0, 48) for T in (50, 100, 200)] + [("test_noise", 50, 0.1, 48),
+                                                                       ("test_noise", 50, 0.2, 48),
+                                                                       ("test", 50, 0.0, 12)]
+            for split, T, noise, n_train in cases:
+                value = base * T / 50 + 0.1 * seed + noise + (0.3 if n_train == 12 else 0.0)
+                row = {"seed": seed, "model": model, "split": split, "T": T, "noise_std": noise, "n_train": n_train,
+                       "trainable_parameter_count": PARAMS.get(model, 1200), DRIFT_COLUMN: 0.0}
+                row.update(dict.fromkeys(METRIC_COLUMNS[TASK], value))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _summary(n_train: int | None = 48) -> pd.DataFrame:
+    """The summary over seeds; by default at the full train size only, as metrics_by_seed.csv holds it."""
+    table = summarise(_by_seed(), TASK, OPTIONS.interval)
+    return table if n_train is None else table[table["n_train"] == n_train]
+
+
+def _legend(fig) -> list[str]:
+    assert len(fig.legends) == 1
+    return [text.get_text() for text in fig.legends[0].get_texts()]
+
+
+def _bars(ax) -> dict[str, ErrorbarContainer]:
+    containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    return {c.get_label(): c for c in containers}
+
+
+def _bar_ranges(container: ErrorbarContainer) -> list[tuple[float, float]]:
+    """(low, high) of each drawn error bar; an absent interval is drawn with zero length."""
+    segments = container.lines[2][0].get_segments()
+    return [(float(seg[0][1]), float(seg[1][1])) for seg in segments]
+
+
+def _error_vs_T(synthetic: bool = True, path=None):
+    return figures.error_vs(_summary(), task=TASK, split="test", x="T", xlabel="Sequence length T (steps)",
+                            title="Path-integration error vs sequence length", models=MODELS, options=OPTIONS,
+                            synthetic=synthetic, path=path)
+
+
+def test_error_vs_length_has_labelled_axes_one_bar_series_per_model_and_the_intervals():
+    fig = _error_vs_T(synthetic=False)
+    axes = fig.axes
+    assert len(axes) == 2
+    assert [ax.get_ylabel() for ax in axes] == ["Heading error (rad)", "Home-distance RMSE (world units)"]
+    assert all(ax.get_xlabel() == "Sequence length T (steps)" and UNIT.search(ax.get_xlabel()) for ax in axes)
+    labels = [f"{m} ({PARAMS.get(m, 1200):,} params)" for m in MODELS]
+    assert _legend(fig) == labels
+    for ax in axes:
+        bars = _bars(ax)
+        assert list(bars) == labels                      # one error-bar series per model, in run order
+        for model in ("cx_bpu", "random", "mean_predictor"):
+            container = bars[f"{model} ({PARAMS[model]:,} params)"]
+            means = container.lines[0].get_ydata()
+            expected = [BASE[model] * T / 50 + 0.1 for T in (50, 100, 200)]   # mean of seeds 0, 1, 2
+            assert means == pytest.approx(expected)
+            for (low, high), mean in zip(_bar_ranges(container), expected):
+                assert (mean - low, high - mean) == pytest.approx((HALF_3, HALF_3), rel=3e-4)
+        # A single seed has no interval: its bars have zero length, never an invented width.
+        single = bars["random_dale (1,200 params)"]
+        assert all(low == high for low, high in _bar_ranges(single))
+        assert sorted(ax.get_xticks()) == [50, 100, 200]
+    assert "SYNTHETIC" not in fig.get_suptitle() and "95% t interval" in fig.get_suptitle()
+
+
+def test_error_vs_noise_names_the_length_and_the_noise_unit():
+    rows = _summary()
+    fig = figures.error_vs(rows, task=TASK, split="test_noise", x="noise_std",
+                           xlabel="Input noise standard deviation (input units)", title="Noise robustness",
+                           models=MODELS, options=OPTIONS, synthetic=True)
+    for ax in fig.axes:
+        assert ax.get_ylabel().endswith(" at T=50") and UNIT.search(ax.get_ylabel())
+        assert UNIT.search(ax.get_xlabel())
+        assert len(_bars(ax)) == len(MODELS)
+        means = _bars(ax)["cx_bpu (1,200 params)"].lines[0].get_ydata()
+        assert means == pytest.approx([0.5 + 0.1 + 0.1, 0.5 + 0.1 + 0.2])
+
+
+def test_the_synthetic_mark_appears_exactly_when_synthetic_and_the_png_is_written(tmp_path):
+    marked = _error_vs_T(synthetic=True, path=tmp_path / "figure.png")
+    assert "SYNTHETIC substrate (synthetic_cx)" in marked.get_suptitle()
+    assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "SYNTHETIC" not in _error_vs_T(synthetic=False).get_suptitle()
+
+
+def _history() -> pd.DataFrame:
+    rows = []
+    for model, base in (("cx_bpu", 1.0), ("random", 2.0)):
+        for seed in SEEDS:
+            for epoch in (1, 2, 3):
+                loss = base / epoch + 0.1 * seed
+                rows.append({"seed": seed, "model": model, "n_train": 48, "epoch": epoch, "train_loss": loss,
+                             "val_loss": loss + 0.5, "best_val_loss": loss + 0.5, "patience_wait": 0})
+    return pd.DataFrame(rows)
+
+
+def test_loss_curve_draws_one_line_and_one_band_per_model():
+    fig = figures.loss_curve(_history(), models=["cx_bpu", "random", "gru"], options=OPTIONS, synthetic=True)
+    assert _legend(fig) == ["cx_bpu", "random"]            # gru has no history: no entry
+    assert "SYNTHETIC" in fig.get_suptitle()
+    for ax, column, offset in zip(fig.axes, ("Training", "Validation"), (0.0, 0.5)):
+        assert ax.get_xlabel() == "Epoch"
+        assert ax.get_ylabel() == f"{column} loss (task loss, dimensionless)"
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert list(lines) == ["cx_bpu", "random"]
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 2
+        for (model, base), band in zip((("cx_bpu", 1.0), ("random", 2.0)), bands):
+            expected = [base / e + 0.1 + offset for e in (1, 2, 3)]
+            assert list(lines[model].get_xdata()) == [1, 2, 3]
+            assert lines[model].get_ydata() == pytest.approx(expected)
+            ys = band.get_paths()[0].vertices[:, 1]
+            assert ys.max() == pytest.approx(expected[0] + HALF_3, rel=3e-4)
+            assert ys.min() == pytest.approx(expected[-1] - HALF_3, rel=3e-4)
+
+
+def test_sample_efficiency_has_a_log_count_axis_and_one_series_per_model():
+    fig = figures.sample_efficiency(_summary(n_train=None), task=TASK, T=50, models=["cx_bpu", "random"],
+                                    options=OPTIONS, synthetic=False)
+    assert _legend(fig) == ["cx_bpu", "random"]
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log"
+        assert ax.get_xlabel().startswith("Training sequences")
+        assert ax.get_ylabel().endswith(" at T=50") and UNIT.search(ax.get_ylabel())
+        bars = _bars(ax)
+        assert list(bars) == ["cx_bpu", "random"]
+        assert bars["cx_bpu"].lines[0].get_ydata() == pytest.approx([0.5 + 0.1 + 0.3, 0.5 + 0.1])
+        for low, high in _bar_ranges(bars["random"]):
+            assert high - low == pytest.approx(2 * HALF_3, rel=3e-4)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["12", "48"]
