@@ -10,9 +10,9 @@ import torch
 import connectome_bpu.models as models_module
 import connectome_bpu.runtime as runtime_module
 from connectome_bpu.errors import BPUInputError
+from connectome_bpu.model_names import BPU_MODELS
 from connectome_bpu.models import (
     BPU,
-    BPU_MODELS,
     GRUModel,
     build_model,
     expected_bpu_trainable_count,

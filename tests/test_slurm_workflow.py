@@ -19,7 +19,7 @@ from slurm_cluster import SlurmUnavailable, check_available, local_slurm
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 PROFILE = REPO / "profiles" / "slurm"
-# One seed, one control, one test length and noise level: 13 jobs, each a Slurm job.
+# One seed, one control, one test length and noise level: about a dozen jobs, each one Slurm job.
 OVERRIDES = {"seeds": [0], "models": ["cx_bpu", "random"],
              "task": {"sample_efficiency_fractions": [1.0], "test": {"T": [20]}, "test_noise": {"noise": [0.1]}}}
 JOB_MEM_MB = 300                    # the profile asks for 8-32 GB per job; the test node declares far less
@@ -105,6 +105,7 @@ def test_slurm_profile_runs_the_workflow_with_local_results(slurm, tmp_path: Pat
         "--slurm-logdir", str(logdir), "--slurm-keep-successful-logs",
         "--latency-wait", "5", check=False, timeout=420)
     elapsed = time.monotonic() - started
+    print(f"snakemake --profile profiles/slurm: {elapsed:.0f} s")      # visible with pytest -s
     jobs = slurm.jobs()
     if proc.returncode != 0:
         slurm_logs = "\n".join(f"--- {log}\n{log.read_text(errors='replace')[-3000:]}"
