@@ -102,6 +102,7 @@ def test_slurm_profile_runs_the_workflow_with_local_results(slurm, tmp_path: Pat
         cluster, *targets, "--profile", str(PROFILE), *_resource_args(profile),
         "--slurm-status-command", "squeue",              # no accounting database: job states come from squeue
         "--slurm-init-seconds-before-status-checks", "2",
+        "--seconds-between-status-checks", "2",          # a tiny DAG: do not wait 10 s between polls
         "--slurm-logdir", str(logdir), "--slurm-keep-successful-logs",
         "--latency-wait", "5", check=False, timeout=420)
     elapsed = time.monotonic() - started
