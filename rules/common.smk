@@ -4,6 +4,8 @@
 import os
 import re
 
+from snakemake.logging import logger
+
 from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
