@@ -139,7 +139,7 @@ def run_step(step: str, folder: Path) -> str:
 
 
 def reference_degree_shuffle(primary: sp.csr_matrix, cap: int) -> str:
-    """The original's ``degree_shuffle`` loop (docs/benchmark.md#controls), one Python iteration per attempt,
+    """The original's ``degree_shuffle`` loop (docs/method.md#controls), one Python iteration per attempt,
     timed on ``cap`` attempts.
 
     Returns JSON-ready text carrying the measured times; the parent extrapolates the loop time linearly

@@ -71,7 +71,7 @@ def pools(n: int, n_sensory: int, n_output: int, seed: int) -> tuple[np.ndarray,
 
 
 class ReferenceStyleBPU(nn.Module):
-    """The original benchmark's microstep loop (docs/benchmark.md#bpu), re-written here for comparison:
+    """The original benchmark's microstep loop (docs/method.md#bpu), re-written here for comparison:
     state (B, N), per microstep ``torch.sparse.mm(W, h.T).T`` on a coalesced COO W, or ``h @ W.T`` on a
     dense W ("reference-style": see the docstring of ``bench_graph.py``)."""
 

@@ -82,8 +82,14 @@ def _imported(module: str, node: ast.AST) -> dict[str, str]:
 
 
 @lru_cache(maxsize=None)
+def _source(module: str) -> bytes:
+    """A module's file, read once per workflow start however many rules hash it."""
+    return module_path(module).read_bytes()
+
+
+@lru_cache(maxsize=None)
 def _tree(module: str) -> ast.Module:
-    return ast.parse(module_path(module).read_text(encoding="utf-8"))
+    return ast.parse(_source(module))
 
 
 @lru_cache(maxsize=None)
@@ -116,7 +122,7 @@ def closure(modules: set[str]) -> set[str]:
 def _function_parts(module: str, function: str) -> tuple[list[str], set[str]]:
     """Source of ``function`` and the module-level helpers it reaches, and the package modules they use."""
     tree = _tree(module)
-    source = module_path(module).read_text(encoding="utf-8")
+    source = _source(module).decode("utf-8")
     definitions = {node.name: node for node in tree.body
                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     imports: dict[str, str] = {}
@@ -152,7 +158,7 @@ def rule_code_hash(rule_file: str, rule: str) -> str:
         digest.update(text.encode())
     for dependency in sorted(closure(modules)):
         digest.update(dependency.encode())
-        digest.update(module_path(dependency).read_bytes())
+        digest.update(_source(dependency))
     return digest.hexdigest()[:16]
 
 

@@ -1,6 +1,6 @@
 """K, the number of recurrent microsteps per input step, from sensory-to-output path lengths.
 
-Definition (docs/benchmark.md#microsteps; the one definition for every graph, docs/departures.md#k-definition):
+Definition (docs/method.md#microsteps; the one definition for every graph, docs/departures.md#k-definition):
 edges run pre -> post for every nonzero of the recurrent matrix (binary support); for every sensory
 source take the shortest-path length to every output neuron it reaches (0 < distance <= cutoff);
 ``K = clip(round(median over all those (sensory, output) pairs), k_min, k_max)`` with numpy's median

@@ -4,7 +4,7 @@ Layout of ``results/<substrate>/graph/``:
 
 * ``adjacency_unsigned.npz`` - CSR float32, W[post, pre] = synapse count x spectral_scale.
 * ``adjacency_signed.npz``   - written only when at least one neuron has a usable transmitter sign
-  (docs/benchmark.md#signs). It is a *derived convenience file*: downstream rules rebuild the primary
+  (docs/method.md#signs). It is a *derived convenience file*: downstream rules rebuild the primary
   matrix from the unsigned matrix and the sign vector in ``graph_arrays.npz`` (both declared outputs),
   so no job ever depends on a file whose existence is data-dependent.
 * ``graph_arrays.npz``       - per-neuron arrays (body ids, signs, degrees): kept out of JSON because

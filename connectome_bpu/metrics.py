@@ -1,4 +1,4 @@
-"""Evaluation metrics (docs/benchmark.md#metrics), with task-specific names, plus the mean-predictor baseline.
+"""Evaluation metrics (docs/method.md#metrics), with task-specific names, plus the mean-predictor baseline.
 
 Metrics are computed once per evaluation split on the full arrays (all sequences concatenated) in
 float64, so no quantity depends on batch size. Each task has its own column set (``METRIC_COLUMNS``):

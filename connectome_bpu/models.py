@@ -1,8 +1,8 @@
 """Trainable models of the benchmark: the BPU (a connectome as recurrent core) and the GRU baselines.
 
-The BPU follows docs/benchmark.md#bpu exactly; only the layout differs from the original benchmark:
+The BPU follows docs/method.md#bpu exactly; only the layout differs from the original benchmark:
 the state is ``(N, B)`` so every microstep is one ``W @ H`` product without transposes (runtime.py).
-The recurrent matrix is frozen unless ``train_mode`` says otherwise (docs/benchmark.md#bpu); what is
+The recurrent matrix is frozen unless ``train_mode`` says otherwise (docs/method.md#bpu); what is
 trained is always listed in the same order so the trainer can assert the surface.
 """
 
@@ -25,7 +25,7 @@ def _index_tensor(idx, n: int, what: str) -> torch.Tensor:
     """Validated int64 pool indices: 1-D, non-empty, unique, inside ``[0, n)``.
 
     Duplicates are refused because ``index_add`` would inject the same input twice into a neuron
-    and the adapter count would no longer match the BPU definition (docs/benchmark.md#bpu).
+    and the adapter count would no longer match the BPU definition (docs/method.md#bpu).
     """
     arr = np.asarray(idx)
     if arr.ndim != 1 or arr.size == 0:
@@ -46,7 +46,7 @@ def _positive_int(value, what: str) -> int:
 
 
 class BPU(nn.Module):
-    """Connectome recurrent core with trainable input/output adapters (docs/benchmark.md#bpu).
+    """Connectome recurrent core with trainable input/output adapters (docs/method.md#bpu).
 
     Per timestep t (h = 0 at sequence start): (``reset_each_step``: h <- 0);
     e_t = W_in u_t + b_in on the sensory neurons; microstep 1: h <- ReLU(W h + scatter_S(e_t));
@@ -156,7 +156,7 @@ class BPU(nn.Module):
 class GRUModel(nn.Module):
     """Baseline without a connectome: ``nn.GRU(d_in, H, batch_first=True)`` + ``nn.Linear(H, d_out)``.
 
-    PyTorch default initialisation, as in the original benchmark (docs/benchmark.md#baselines).
+    PyTorch default initialisation, as in the original benchmark (docs/method.md#baselines).
     """
 
     def __init__(self, input_dim: int, hidden_size: int, output_dim: int):
@@ -238,7 +238,7 @@ def build_model(
     BPU variants and controls all run on the ``W`` the caller passes (the control matrix for a
     control); ``no_recurrence`` runs on the primary W with the state reset every timestep. GRUs
     ignore ``train_mode``/``runtime``. ``gru_matched`` matches the trainable count of
-    the frozen BPU adapters for the same pools and dims (docs/benchmark.md#baselines), so it is the same
+    the frozen BPU adapters for the same pools and dims (docs/method.md#baselines), so it is the same
     model whatever recurrent-training mode the BPUs use.
     """
     if name == MEAN_PREDICTOR:

@@ -1,11 +1,11 @@
 """Sensory / internal / output pools: where the task is injected and where it is read out.
 
-Region connectomes (docs/benchmark.md#pools) use ROI flow: a neuron whose input comes largely from
+Region connectomes (docs/method.md#pools) use ROI flow: a neuron whose input comes largely from
 outside the region's primary ROIs is *sensory*, one whose output goes largely outside is *output*.
 Near ties fall back to the original benchmark's CX type families.  The whole brain has no outside, so
 its pools are the most input-dominant and most output-dominant neurons by synapse counts.
 
-Both assigners return the ``pool_assignments.csv`` table (docs/benchmark.md#pools; ``POOL_COLUMNS``
+Both assigners return the ``pool_assignments.csv`` table (docs/method.md#pools; ``POOL_COLUMNS``
 in order, one row per neuron, sorted by ``index``).  They do not validate the result: :func:`validate_pools`
 is separate because it also checks a table read back from disk, and because the caller may want to
 write the table for diagnosis before an empty pool stops the run.
@@ -102,7 +102,7 @@ def assign_region_pools(
     Only ``roi_counts`` rows whose ``roi`` is exactly one of ``primary_rois`` count as inside:
     hemibrain exports list every hierarchy level, so summing sub-ROIs (``FBl3``) or super-ROIs
     (``CX``) as well would count a synapse twice.  Rows for ids absent from ``neurons`` are ignored.
-    The rules are applied in the order listed in docs/benchmark.md#pools; the first that fires decides.
+    The rules are applied in the order listed in docs/method.md#pools; the first that fires decides.
     """
     if isinstance(primary_rois, str) or not len(primary_rois):
         raise BPUInputError(f"primary_rois must be a non-empty list of ROI names; got {primary_rois!r}")
@@ -192,7 +192,7 @@ def assign_whole_brain_pools(neurons: pd.DataFrame, *, fraction: float = 0.05) -
 
 def validate_pools(pools: pd.DataFrame, body_ids: Sequence[int] | np.ndarray, *,
                    primary_rois: Sequence[str] | None = None) -> None:
-    """Check a pool table (one pool per neuron, docs/benchmark.md#pools) and that both task ends exist.
+    """Check a pool table (one pool per neuron, docs/method.md#pools) and that both task ends exist.
 
     Structural problems (columns, ids, labels, flags, order) are :class:`BPUInputError`; an empty
     sensory or output pool is a :class:`GraphError` because the benchmark is then undefined for

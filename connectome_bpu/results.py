@@ -8,7 +8,7 @@ undefined (NaN), and reports say so rather than inventing precision.
 Nothing is averaged over fewer seeds without saying so: ``metrics_summary.csv`` counts, per metric, the
 seeds it used and those it excluded as non-finite, and ``paired_differences.csv`` lists, per comparison,
 the seeds it paired and every seed it could not pair (missing for either model, or non-finite), so a
-summary can state "2 of 3 seeds" (docs/benchmark.md#statistics).
+summary can state "2 of 3 seeds" (docs/method.md#statistics).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def concat_job_tables(paths: Iterable[str], model_order: Sequence[str]) -> pd.Da
 def t_interval(values: np.ndarray, level: float) -> tuple[float, float, float]:
     """(mean, low, high) of the mean over the finite values; low/high are NaN with fewer than two.
 
-    Non-finite values are left out here; callers that report a sample size count them with
-    ``finite_count`` so that the exclusion is stated, not silent.
+    Non-finite values are left out here; callers that report a sample size count them themselves
+    (``summarise``, ``paired_differences``) so that the exclusion is stated, not silent.
     """
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
@@ -64,10 +64,6 @@ def t_interval(values: np.ndarray, level: float) -> tuple[float, float, float]:
         return mean, np.nan, np.nan
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return mean, mean - half, mean + half
-
-
-def finite_count(values) -> int:
-    return int(np.isfinite(np.asarray(values, dtype=float)).sum())
 
 
 def seed_list(seeds: Iterable) -> str:
@@ -154,7 +150,7 @@ def paired_differences(by_seed: pd.DataFrame, primary: str, others: Sequence[str
                 rows.append({"primary": primary, "control": other, "split": split, "T": T, "noise_std": noise,
                              "n_train": n_train, "metric": metric, "n_seeds": len(used),
                              "mean_difference": mean, "ci_low": low, "ci_high": high,
-                             "verdict": _verdict(metric, low, high, len(used)),
+                             "verdict": interval_verdict(metric, low, high, len(used)),
                              "seeds_used": seed_list(used), "n_excluded": len(excluded),
                              "seeds_missing_primary": seed_list(missing_primary),
                              "seeds_missing_control": seed_list(missing_control),
@@ -162,7 +158,7 @@ def paired_differences(by_seed: pd.DataFrame, primary: str, others: Sequence[str
     return pd.DataFrame(rows)
 
 
-def _verdict(metric: str, low: float, high: float, n: int) -> str:
+def interval_verdict(metric: str, low: float, high: float, n: int) -> str:
     """The side an interval supports; none with fewer than two finite pairs (no interval exists)."""
     if n < 1:
         return "no pairs"

@@ -261,7 +261,7 @@ def build_operator(
 ) -> RecurrentOperator:
     """Build the recurrent operator for ``W[post, pre]`` on ``device``.
 
-    Priority (docs/benchmark.md#bpu): train mode "observed" forces sparse and "dense"
+    Priority (docs/method.md#bpu): train mode "observed" forces sparse and "dense"
     forces dense (``runtime`` only selects for frozen cores); otherwise ``choose_runtime``.
     Any dense matrix above ``dense_max_neurons`` is refused up front, because it needs N^2 floats
     (77 GB at FlyWire size) and would otherwise fail deep inside an allocation.

@@ -1,6 +1,6 @@
 """Transmitter signs, sign coverage and the choice between the signed and unsigned primary matrix.
 
-docs/benchmark.md#signs: acetylcholine excites (+1), GABA and glutamate inhibit (-1; glutamate is
+docs/method.md#signs: acetylcholine excites (+1), GABA and glutamate inhibit (-1; glutamate is
 inhibitory through GluCl in the fly), every other label gives no sign.  A sign is per presynaptic
 neuron, i.e. per matrix column of ``W[post, pre]``.  Unlabelled columns stay positive in the signed
 matrix, which is why the signed matrix becomes the primary only when the labelled neurons carry

@@ -2,9 +2,9 @@
 
 Every model, control and seed of a run sees the same sequences, so the data are generated once per
 task variant (``TaskSpec.cache_name``) and stored as one ``.npz`` per split. The generator reproduces the
-original benchmark's data bit for bit (docs/benchmark.md#tasks, docs/benchmark.md#splits): same
+original benchmark's data bit for bit (docs/method.md#tasks, docs/method.md#splits): same
 ``SeedSequence`` recipe, same RNG draw order, same float64 integration and float32 storage. That is what
-lets the original's published numbers (docs/benchmark.md#published-numbers) serve as regression anchors
+lets the original's published numbers (docs/method.md#published-numbers) serve as regression anchors
 on this pipeline's data.
 
 Precision pipeline (kept from the original because it decides the stored bits):
@@ -39,7 +39,7 @@ CACHE_VERSION = 2  # the original benchmark's split-file layout version, kept fo
 LANDMARK_KEYS = ("landmark_visible_prob", "landmark_noise_std", "passive_displacement_prob",
                  "passive_displacement_scale")
 
-# Run/turn segment parameters (docs/benchmark.md#tasks): duration bounds for rng.integers (high exclusive)
+# Run/turn segment parameters (docs/method.md#tasks): duration bounds for rng.integers (high exclusive)
 # and the per-step noise sds of speed and turn rate.
 RUN_DURATION = (6, 18)
 TURN_DURATION = (2, 7)
@@ -470,7 +470,7 @@ def _check_pair(spec: TaskSpec, pred: "torch.Tensor", target: "torch.Tensor") ->
 
 
 def task_loss(spec: TaskSpec, pred: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
-    """The training loss (docs/benchmark.md#loss), each mean over all batch/time/channel elements of its part.
+    """The training loss (docs/method.md#loss), each mean over all batch/time/channel elements of its part.
 
     cartesian: MSE over all elements. cx_polar_bump: mean((σ(bump logits) − bump)²) + mean((ŷ_cos,sin − t)²)
     + 0.5·mean((ŷ_dist − r/s)²), σ applied to the bump logits only.

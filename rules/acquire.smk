@@ -2,35 +2,6 @@
 # provenance.json under results/<substrate>/exports/. Downloads land in the shared resources/ cache.
 
 
-def local_export_files(wildcards):
-    source = SUBSTRATES[wildcards.substrate]["local_exports"]
-    return {"neurons": f"{source}/neurons.csv", "connections": f"{source}/connections.csv"}
-
-
-def cached_source_files(wildcards):
-    """The download cache a substrate's exports are made from; `ancient`, since checksums fix their content."""
-    cfg = SUBSTRATES[wildcards.substrate]
-    if substrate_kind(cfg).source == "neuprint":
-        return ancient(f"{NEUPRINT_CACHE}/{cfg['connectome']}/provenance.json")
-    return [ancient(f"{FLYWIRE_CACHE}/{name}") for name in FLYWIRE_FILES]
-
-
-def cached_source(wildcards):
-    return substrate_kind(SUBSTRATES[wildcards.substrate]).source
-
-
-def cached_exports_memory(wildcards):
-    return 16000 if cached_source(wildcards) == "zenodo" else 2000
-
-
-def neuprint_rois(wildcards):
-    return list(KINDS[wildcards.connectome].primary_rois)
-
-
-def flywire_expected(wildcards):
-    return FLYWIRE_FILES[wildcards.flywire_file]
-
-
 rule synthetic_cx:
     output:
         [exports(f) for f in EXPORT_FILES],

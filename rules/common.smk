@@ -260,3 +260,33 @@ def train_threads(wildcards):
 
 def train_gpus(wildcards):
     return 1 if is_trained(wildcards.model) else 0
+
+
+# --- acquisition: where a substrate's exports come from -------------------------------------------
+def local_export_files(wildcards):
+    source = SUBSTRATES[wildcards.substrate]["local_exports"]
+    return {"neurons": f"{source}/neurons.csv", "connections": f"{source}/connections.csv"}
+
+
+def cached_source_files(wildcards):
+    """The download cache a substrate's exports are made from; `ancient`, since checksums fix their content."""
+    cfg = SUBSTRATES[wildcards.substrate]
+    if substrate_kind(cfg).source == "neuprint":
+        return ancient(f"{NEUPRINT_CACHE}/{cfg['connectome']}/provenance.json")
+    return [ancient(f"{FLYWIRE_CACHE}/{name}") for name in FLYWIRE_FILES]
+
+
+def cached_source(wildcards):
+    return substrate_kind(SUBSTRATES[wildcards.substrate]).source
+
+
+def cached_exports_memory(wildcards):
+    return 16000 if cached_source(wildcards) == "zenodo" else 2000
+
+
+def neuprint_rois(wildcards):
+    return list(KINDS[wildcards.connectome].primary_rois)
+
+
+def flywire_expected(wildcards):
+    return FLYWIRE_FILES[wildcards.flywire_file]

@@ -167,7 +167,7 @@ def test_random_dale_can_use_empty_inhibitory_columns(signed, signs):
 # --------------------------------------------------------------------------------------------------
 
 def reference_random(primary: sp.csr_matrix, rng_seed: int) -> sp.csr_matrix:
-    """The original benchmark's ``random`` algorithm as a plain loop (docs/benchmark.md#controls): the vectorised
+    """The original benchmark's ``random`` algorithm as a plain loop (docs/method.md#controls): the vectorised
     version must draw the same matrix (docs/departures.md#vectorised-controls)."""
     coo = primary.tocoo()
     n, loops = primary.shape[0], coo.row == coo.col

@@ -1,4 +1,4 @@
-"""K estimation (docs/benchmark.md#microsteps, the one definition for every graph) on graphs with known answers."""
+"""K estimation (docs/method.md#microsteps, the one definition for every graph) on graphs with known answers."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def test_median_from_histogram_matches_numpy():
 
 
 def test_published_cx_histogram_gives_k3():
-    # the original's published CX histogram (docs/benchmark.md#published-numbers): 419,177 reachable pairs,
+    # the original's published CX histogram (docs/method.md#published-numbers): 419,177 reachable pairs,
     # median 2 -> K = clip(2, 3, 8) = 3
     hist = np.array([0, 45897, 292505, 78414, 2161, 200])
     assert hist.sum() == 419177

@@ -1,4 +1,4 @@
-"""``connectome_bpu.sources.flywire``: release files, normalisation (``docs/benchmark.md``) and the export step.
+"""``connectome_bpu.sources.flywire``: release files, normalisation (``docs/method.md``) and the export step.
 
 A tiny release is generated: a few hundred 18-digit root ids (neighbours included, so any pass through
 float64 would merge them) saved as uint64 like the published file, and a Feather connections table with

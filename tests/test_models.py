@@ -1,4 +1,4 @@
-"""The BPU must implement docs/benchmark.md#bpu exactly, with the trainable surface of each recurrent mode."""
+"""The BPU must implement docs/method.md#bpu exactly, with the trainable surface of each recurrent mode."""
 
 import inspect
 
@@ -35,7 +35,7 @@ def random_graph(n, density, seed):
 
 
 def numpy_bpu(W, S, O, W_in, b_in, W_out, b_out, u, K, reset):
-    """The BPU equations (docs/benchmark.md#bpu) written out literally, one sample and one neuron vector at a time."""
+    """The BPU equations (docs/method.md#bpu) written out literally, one sample and one neuron vector at a time."""
     W = W.toarray().astype(np.float64)
     B, T, _ = u.shape
     y = np.zeros((B, T, W_out.shape[0]))

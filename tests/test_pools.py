@@ -1,4 +1,4 @@
-"""Pool rules (docs/benchmark.md#pools) on hand-built tables whose answers are worked out by hand."""
+"""Pool rules (docs/method.md#pools) on hand-built tables whose answers are worked out by hand."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_config_knobs_change_the_rules():
 
 
 def _reference_rules(neurons, roi_counts, primary, margin, min_frac, sfam, ofam):
-    """The region pool rules (docs/benchmark.md#pools) written as a plain per-neuron loop."""
+    """The region pool rules (docs/method.md#pools) written as a plain per-neuron loop."""
     out = {}
     for row in neurons.itertuples(index=False):
         inside = roi_counts[(roi_counts["bodyId"] == row.bodyId) & roi_counts["roi"].isin(primary)]

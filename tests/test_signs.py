@@ -1,4 +1,4 @@
-"""Transmitter signs, weight coverage and the signed/unsigned primary policy (docs/benchmark.md#signs)."""
+"""Transmitter signs, weight coverage and the signed/unsigned primary policy (docs/method.md#signs)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import pytest
 
 from connectome_bpu.metrics import DRIFT_COLUMN, METRIC_COLUMNS, PRIMARY_METRIC
 from connectome_bpu.reports.summary import summary_markdown
-from connectome_bpu.results import HIGHER_IS_BETTER, _verdict, paired_differences, summarise
+from connectome_bpu.results import HIGHER_IS_BETTER, interval_verdict, paired_differences, summarise
 
 PRIMARY = "cx_bpu"
 TRAIN_T, LONG_T, N_TRAIN, LEVEL = 50, 200, 48, 0.95
@@ -134,7 +134,7 @@ def test_headline_verdicts_and_numbers_come_from_the_paired_intervals():
                       & (paired["metric"] == PRIMARY_METRIC["cx_polar_bump"])].set_index("control")
     for model in ("no_recurrence", "random", "gru", "mean_predictor"):
         row = at_train.loc[model]
-        assert rows[model][-1] == _verdict(row["metric"], row["ci_low"], row["ci_high"], int(row["n_seeds"]))
+        assert rows[model][-1] == interval_verdict(row["metric"], row["ci_low"], row["ci_high"], int(row["n_seeds"]))
         assert rows[model][4] == f"{row['mean_difference']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
         assert rows[model][5] == "3"
     # Means at the training length: the connectome's is 1.01 (seeds 0-2 add 0, 0.01, 0.02).

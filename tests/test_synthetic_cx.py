@@ -38,7 +38,7 @@ def written(tmp_path_factory):
 
 
 def outside_fractions(neurons: pd.DataFrame, roi_counts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The outside fractions of the region pool rule (docs/benchmark.md#pools), written out from the tables
+    """The outside fractions of the region pool rule (docs/method.md#pools), written out from the tables
     (P = EB, PB, FB, NO)."""
     inside = roi_counts[roi_counts["roi"].isin(PRIMARY_ROIS)].groupby("bodyId")[["pre", "post"]].sum()
     inside = inside.reindex(neurons["bodyId"], fill_value=0)
@@ -218,7 +218,7 @@ def primary_inputs(directory, signed_policy: str):
 
 
 def bpu_one_timestep(matrix: sp.csr_matrix, inject_idx: np.ndarray, output_idx: np.ndarray, k: int) -> np.ndarray:
-    """The BPU equations (docs/benchmark.md#bpu) for one timestep from h = 0: inject ones into ``inject_idx``
+    """The BPU equations (docs/method.md#bpu) for one timestep from h = 0: inject ones into ``inject_idx``
     at the first of K microsteps, h <- ReLU(W h + inject), then K - 1 times h <- ReLU(W h); return h on the
     output neurons."""
     w = matrix.astype(np.float64)

@@ -25,7 +25,7 @@ from connectome_bpu.tasks import (
 )
 
 DATA_SEED = 12345
-REFERENCE_TASK_CFG = {  # the original benchmark's sizes (docs/benchmark.md#splits)
+REFERENCE_TASK_CFG = {  # the original benchmark's sizes (docs/method.md#splits)
     "name": "cx_polar_bump", "heading_bins": 32, "bump_kappa": 8.0, "home_distance_scale": 25.0,
     "data_seed": DATA_SEED,
     "train": {"count": 10000, "T": 50}, "val": {"count": 2000, "T": 50},
@@ -42,11 +42,11 @@ CARTESIAN = TaskSpec("cartesian")
 POLAR = TaskSpec("cx_polar_bump", heading_bins=32, bump_kappa=8.0, home_distance_scale=25.0)
 
 
-# ------------------------------------ scalar reference loop (docs/benchmark.md#tasks, docs/benchmark.md#splits)
+# ------------------------------------ scalar reference loop (docs/method.md#tasks, docs/method.md#splits)
 
 
 def _reference_controls(rng: np.random.Generator, T: int) -> np.ndarray:
-    """One sequence, one scalar draw at a time, in the original's draw order (docs/benchmark.md#tasks)."""
+    """One sequence, one scalar draw at a time, in the original's draw order (docs/method.md#tasks)."""
     controls = np.zeros((T, 2), dtype=np.float32)
     t = 0
     run = True
@@ -135,7 +135,7 @@ def test_vectorised_generator_is_bit_exact_with_scalar_loop(spec, split, data_se
 
 
 def test_reference_sizes_reproduce_the_published_statistics():
-    """Published statistics (docs/benchmark.md#published-numbers): mean v ≈ 0.69-0.70, sd ω ≈ 0.20-0.21,
+    """Published statistics (docs/method.md#published-numbers): mean v ≈ 0.69-0.70, sd ω ≈ 0.20-0.21,
     final distance 18.2 (sd 8.2) at T=50."""
     plan = {s.name: s for s in split_plan(REFERENCE_TASK_CFG)}
     train = generate_split(POLAR, plan["train"], data_seed=DATA_SEED)

@@ -3,7 +3,7 @@
 It opens with one table a reader can stop after: the task's primary metric (``PRIMARY_METRIC`` in
 ``metrics.py``) on the clean test split at the training length, the connectome model against every
 topology control and every baseline, with the paired difference over seeds, its interval and the verdict
-that interval supports (``docs/benchmark.md#statistics``). The detail follows: every metric of every
+that interval supports (``docs/method.md#statistics``). The detail follows: every metric of every
 model at the training length, the extrapolation over sequence lengths, and the paired difference of every
 metric as one row per compared model; the intervals of that detail, and the noisy and other-length
 splits, are left to ``paired_differences.csv`` rather than printed as a hundred rows.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..metrics import DRIFT_COLUMN, METRIC_COLUMNS, PRIMARY_METRIC
 from ..model_names import BASELINE_MODELS, GRU_MODELS, control_models
-from ..results import HIGHER_IS_BETTER, _verdict, parse_seed_list
+from ..results import HIGHER_IS_BETTER, interval_verdict, parse_seed_list
 from ..substrates import KINDS
 
 MODE_SENTENCES = {
@@ -95,7 +95,7 @@ def seeds_cell(row: pd.Series, run_seeds: list[int], primary: str, other: str) -
 TOPOLOGY_CONTROL, GRU_BASELINE, TRIVIAL_BASELINE, OTHER_MODEL = (
     "topology control", "baseline (GRU)", "baseline (trivial)", "other model")
 _KIND_ORDER = (TOPOLOGY_CONTROL, GRU_BASELINE, TRIVIAL_BASELINE, OTHER_MODEL)
-# How the detail matrix abbreviates the verdicts of ``results._verdict`` (the headline prints them whole).
+# How the detail matrix abbreviates the verdicts of ``results.interval_verdict`` (the headline prints them whole).
 _SHORT_VERDICT = {"connectome better": "conn.", "control better": "other", "no clear difference": "unclear",
                   "single seed": "1 seed", "no pairs": "0 seeds"}
 
@@ -125,7 +125,7 @@ def _paired_at_train(paired: pd.DataFrame, train_T: int, n_train: int) -> pd.Dat
 
 def _row_verdict(row: pd.Series) -> str:
     """The verdict of one paired row, from its interval (never from a stored label)."""
-    return _verdict(row["metric"], float(row["ci_low"]), float(row["ci_high"]), int(row["n_seeds"]))
+    return interval_verdict(row["metric"], float(row["ci_low"]), float(row["ci_high"]), int(row["n_seeds"]))
 
 
 def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, seeds: list[int], n_train: int,
@@ -286,7 +286,7 @@ def _paired_matrix(paired_train: pd.DataFrame, models: list[str], primary: str, 
                 continue
             row = rows.loc[metric]
             n_pairs = int(row["n_seeds"])
-            verdict = _verdict(metric, float(row["ci_low"]), float(row["ci_high"]), n_pairs)
+            verdict = interval_verdict(metric, float(row["ci_low"]), float(row["ci_high"]), n_pairs)
             cell = f"{_number(float(row['mean_difference']))} {_SHORT_VERDICT.get(verdict, verdict)}"
             if 2 <= n_pairs < n_run_seeds:
                 cell += f" ({n_pairs} of {n_run_seeds} seeds)"

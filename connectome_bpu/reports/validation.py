@@ -207,7 +207,7 @@ def split_lines(split_paths: Sequence[str | Path], task_cfg: dict) -> list[Line]
 
 def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: str | Path, *, task_cfg: dict,
                         train_mode: str, dense_max_neurons: int, model_name: str) -> list[Line]:
-    """A freshly built model exposes exactly the trainable surface of its mode (docs/benchmark.md#bpu)."""
+    """A freshly built model exposes exactly the trainable surface of its mode (docs/method.md#bpu)."""
     import torch
 
     from ..models import build_model, expected_bpu_trainable_count, trainable_parameter_count

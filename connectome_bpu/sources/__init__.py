@@ -1,7 +1,7 @@
 """Substrate sources: the embedded ``synthetic_cx`` generator, ``local`` exports, neuPrint and Zenodo.
 
 Each source ends in the same place: ``neurons.csv``, ``roi_counts.csv``,
-``connections.csv`` in the export schema (docs/benchmark.md#exports) plus a ``provenance.json`` saying where the
+``connections.csv`` in the export schema (docs/method.md#exports) plus a ``provenance.json`` saying where the
 tables came from. :func:`write_export_set` is that common last step.
 """
 

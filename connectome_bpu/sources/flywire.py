@@ -1,6 +1,6 @@
 """FlyWire release files (Zenodo record 10676866) and their normalisation into the export schema.
 
-Two substrates come from the same two files (``docs/benchmark.md#substrates`` describes how each is
+Two substrates come from the same two files (``docs/method.md#substrates`` describes how each is
 built):
 
 * ``flywire_whole``: every proofread neuron of the release and every connection between them;
@@ -76,7 +76,7 @@ MANDATORY_COLUMNS = (PRE, POST, SYN)
 TRANSMITTERS = {"ach_avg": "ACh", "gaba_avg": "GABA", "glut_avg": "Glu", "oct_avg": "Oct", "ser_avg": "5HT",
                 "da_avg": "DA"}
 # Only labels the signed matrix can use survive the vote: ACh excites, GABA and Glu inhibit; other
-# transmitters have no sign there (docs/benchmark.md#signs).
+# transmitters have no sign there (docs/method.md#signs).
 KEPT_LABELS = ("ACh", "GABA", "Glu")
 WHOLE_BRAIN_ROI = "whole_brain"
 CONNECTOMES = ("flywire_whole", "flywire_mushroom_body")
@@ -371,7 +371,7 @@ class _NeuronTotals:
             self.scores[:, k] += np.bincount(rows.pre, weights=rows.syn * probability, minlength=n)
 
     def predicted_nt(self, nt_confidence: float) -> np.ndarray:
-        """The transmitter vote (``docs/benchmark.md#signs``): argmax of the synapse-weighted scores,
+        """The transmitter vote (``docs/method.md#signs``): argmax of the synapse-weighted scores,
         kept only if it carries at least ``nt_confidence`` of the total score and is ACh, GABA or Glu."""
         labels = np.full(self.pre.size, "", dtype=object)
         if not self.labels:
@@ -430,7 +430,7 @@ class _RoiTotals:
 
 def normalise_whole(root_ids_path: str | Path, connections_path: str | Path, *, nt_confidence: float = 0.70,
                     batch_rows: int = 2_000_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """``flywire_whole`` (``docs/benchmark.md#substrates``): neurons, roi_counts, connections and statistics.
+    """``flywire_whole`` (``docs/method.md#substrates``): neurons, roi_counts, connections and statistics.
 
     One pass over the connections file. Neurons are all proofread root ids (sorted), including those
     without any connection row; connections are summed over neuropils per (pre, post).
@@ -472,7 +472,7 @@ def normalise_whole(root_ids_path: str | Path, connections_path: str | Path, *, 
 def normalise_mushroom_body(root_ids_path: str | Path, connections_path: str | Path, *,
                             neuropils: tuple[str, ...] | list[str] = MB_NEUROPILS, nt_confidence: float = 0.70,
                             batch_rows: int = 2_000_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """``flywire_mushroom_body`` (``docs/benchmark.md#substrates``): neurons with a synapse in ``neuropils``.
+    """``flywire_mushroom_body`` (``docs/method.md#substrates``): neurons with a synapse in ``neuropils``.
 
     Two passes, because the body set must be known before the rows that touch it can be summed:
 

@@ -1,4 +1,4 @@
-"""``local``: any directory of exports in the export schema (docs/benchmark.md#exports) becomes a substrate.
+"""``local``: any directory of exports in the export schema (docs/method.md#exports) becomes a substrate.
 
 So data obtained elsewhere can be benchmarked without a source module of its own
 (docs/departures.md#local-exports).

@@ -176,7 +176,7 @@ def fetch_neuprint_exports(out_dir: str | Path, *, connectome: str, server: str,
     """Download one region from neuPrint and write its export set into ``out_dir``; returns the counts.
 
     Writes ``neurons.csv``, ``roi_counts.csv``, ``connections.csv``, ``roi_hierarchy.json`` and
-    ``provenance.json`` (docs/benchmark.md#exports), all or nothing. ``token`` is passed to the client explicitly;
+    ``provenance.json`` (docs/method.md#exports), all or nothing. ``token`` is passed to the client explicitly;
     ``client`` replaces the ``neuprint.Client`` that would otherwise be created from server/dataset/token
     (a caller that already holds a connection). Raises :class:`BPUInputError` for a rejected token, an
     unknown dataset or ROI, or a region without neurons or connections, and :class:`NeuprintServerError`

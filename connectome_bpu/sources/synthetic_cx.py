@@ -3,7 +3,7 @@
 Why it exists: with no neuPrint token and no network the default configuration must still run end to
 end, and the benchmark needs a positive control whose topology is known to matter for heading
 integration. The tables are written in exactly the export schema of a neuPrint download
-(docs/benchmark.md#exports), so every later stage treats them like real data; the ``instance`` strings
+(docs/method.md#exports), so every later stage treats them like real data; the ``instance`` strings
 start with "synthetic" and ``provenance.json`` says ``synthetic: true`` so nobody mistakes them for a connectome.
 
 One copy (a "module") has ``NEURONS_PER_COPY`` = 128 neurons on ``N_WEDGES`` = 8 heading angles:
@@ -31,7 +31,7 @@ PFL3         16    ACh  output: EPG heading (PB, shifted by +/-1) and FB columns
 
 Why the LNO neurons are there (the excitatory sensory path)
 ------------------------------------------------------------
-The BPU core (docs/benchmark.md#bpu) has no bias, leak or tonic drive: h starts at 0, the adapter
+The BPU core (docs/method.md#bpu) has no bias, leak or tonic drive: h starts at 0, the adapter
 injects ``W_in u + b_in`` into the *sensory* neurons at the first microstep only, and every microstep
 is ``h <- ReLU(W h (+ injection))``. A neuron can therefore only become active if an *excitatory*
 presynaptic partner is active. The ring neurons are GABAergic, so under the signed matrix (the ``auto``
@@ -45,7 +45,7 @@ Real flies do not rely on the ring neurons alone either: self-motion (angular an
 velocity) reaches the CX through excitatory noduli input neurons (LNO, GLNO, LCNO families) that
 receive their input in the LAL/CRE and synapse in the noduli onto PFN and PEN neurons. ``LNO_velocity``
 plays that role here: cholinergic, most input outside the CX (so the ordinary threshold rule of
-docs/benchmark.md#pools makes them sensory, like the rings), and a same-side projection onto PFNd and
+docs/method.md#pools makes them sensory, like the rings), and a same-side projection onto PFNd and
 PEN in NO. That gives an all-excitatory route from the sensory pool to the output pool within a few
 hops - LNO -> PFNd -> PFL3 (2), LNO -> PFNd -> hDeltaB/FC2 -> PFL3 (3), LNO -> PEN -> EPG -> PFL3 (3) -
 so injected activity survives the ReLU under the signed matrix. The ring neurons keep their role: they
@@ -61,7 +61,7 @@ neighbouring copies are weakly coupled so several copies form one connected grap
 Pools are *not* labelled here. ``roi_counts.csv`` is made consistent with ``connections.csv`` (every
 edge lies in one primary ROI; a neuron's in-CX ``pre``/``post`` is the sum of its assigned edge weights)
 and only the ring and LNO neurons get extra input synapses outside the CX and only the PFL3 neurons extra
-output synapses outside it. The ordinary region pool rule (docs/benchmark.md#pools) then finds ring and LNO
+output synapses outside it. The ordinary region pool rule (docs/method.md#pools) then finds ring and LNO
 neurons input-dominated (sensory, by the threshold rule), PFL3 neurons output-dominated (output) and
 everything else a near tie with no family match (internal).
 """
