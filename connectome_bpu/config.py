@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from .errors import BPUInputError
+from .tasks import task_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -125,6 +126,10 @@ def cross_key_problems(config: dict[str, Any]) -> list[str]:
                                 f"{' and '.join(missing)}; expected a directory with the export CSVs")
     if config["task"]["train"]["T"] != config["task"]["val"]["T"]:
         problems.append("config keys 'task.train.T' and 'task.val.T' must be equal (validation uses the training length)")
+    try:   # rules between a task's own knobs (e.g. more reversals than odours per episode)
+        task_spec(config["task"])
+    except BPUInputError as error:
+        problems.append(str(error))
     return problems
 
 

@@ -6,7 +6,7 @@ Each experiment resolves to a complete config, validated by the same schema as t
 the identifiers of the artifacts it needs (docs/paths.md):
 
 * a **substrate** directory (exports, graph cache, controls), named after the connectome; an
-  experiment that changes how the substrate is built (``graph.*``, ``synthetic_cx.*``) gets its own
+  experiment that changes how the substrate is built (``graph.*``, its generator's ``synthetic_*``) gets its own
   directory with a hash suffix, so it never overwrites the shared one;
 * a **task variant** (split files), named after the task plus a hash of every knob that changes the
   files' content, shared by every substrate;
@@ -29,21 +29,31 @@ from typing import Any, Mapping
 from .config import cross_key_problems, schema_problems, substrate_name
 from .errors import BPUInputError
 from .model_names import control_models, is_trained, primary_model_name, resolved_models
-from .tasks import TaskSpec, nested_train_subset
+from .substrates import is_synthetic
+from .tasks import nested_train_subset, split_plan, task_spec
 
 # Keys an experiment may not override: where results and downloads live, and the download sources
 # (one cache per release or dataset serves every experiment).
 SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments")
 # Execution settings: they decide where and how fast a job runs, never its numbers, so they are shared.
 EXECUTION_ONLY = (("training", "device"), ("training", "threads"))
-# Keys that decide how a substrate's exports, graph cache and controls are built.
-SUBSTRATE_KEYS = ("connectome", "local_exports", "local_name", "primary_rois", "synthetic_cx", "graph")
+# Keys that decide how a substrate's exports, graph cache and controls are built (plus, for an embedded
+# substrate, its generator's own block: ``synthetic_cx`` or ``synthetic_mb``).
+SUBSTRATE_KEYS = ("connectome", "local_exports", "local_name", "primary_rois", "graph")
 # Training keys that change a trained model's numbers (device and threads do not).
 TRAINING_KEYS = ("train_recurrent", "runtime", "lr", "patience", "min_delta", "grad_clip", "batch_size", "epochs",
                  "dense_max_neurons", "gru_reference_max_hidden")
 # Task keys that change split files (the sample-efficiency knobs only choose which jobs run).
-SPLIT_KEYS = ("name", "heading_bins", "bump_kappa", "home_distance_scale", "data_seed", "train", "val", "test",
-              "test_noise")
+SPLIT_KEYS = ("name", "heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative", "data_seed",
+              "train", "val", "test", "test_noise")
+# Keys each task ignores: they never split its cache (an associative episode has one length, fixed by its
+# knobs, so only the split counts of train/val/test matter to it).
+_IGNORED_BY_TASK = {
+    "cartesian": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative"),
+    "cx_polar_bump": ("landmark", "associative"),
+    "cx_landmark_bump": ("associative",),
+    "mb_associative": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "test_noise"),
+}
 UNTRAINED = "untrained"   # training variant of models that learn nothing (the mean predictor)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks")   # sibling directories under results/
@@ -78,7 +88,8 @@ class Experiment:
 
     @property
     def train_T(self) -> int:
-        return int(self.task["train"]["T"])
+        """Length of the training sequences (an associative episode's length is fixed by its knobs)."""
+        return split_plan(self.task)[0].T
 
     @property
     def controls(self) -> list[str]:
@@ -115,16 +126,19 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def split_settings(task_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The task settings that decide the split files' content.
 
-    Knobs a task ignores (the bump knobs of ``cartesian``) are left out, so they never split a cache,
-    and the sample-efficiency knobs only choose which jobs run.
+    Knobs a task ignores (the bump knobs of ``cartesian``, the landmark knobs of every other task, ...) are
+    left out, so they never split a cache, and the sample-efficiency knobs only choose which jobs run.
     """
-    ignored = () if TaskSpec.from_config(task_cfg).is_polar else ("heading_bins", "bump_kappa", "home_distance_scale")
-    return {k: task_cfg[k] for k in SPLIT_KEYS if k not in ignored}
+    ignored = _IGNORED_BY_TASK[task_cfg["name"]]
+    settings = {k: task_cfg[k] for k in SPLIT_KEYS if k not in ignored}
+    if task_cfg["name"] == "mb_associative":
+        settings.update({role: {"count": task_cfg[role]["count"]} for role in ("train", "val", "test")})
+    return settings
 
 
 def task_variant(task_cfg: Mapping[str, Any]) -> str:
     """Directory name of a task's split files: readable name plus a hash of what changes their content."""
-    return f"{TaskSpec.from_config(task_cfg).cache_name}-{short_hash(split_settings(task_cfg))}"
+    return f"{task_spec(task_cfg).cache_name}-{short_hash(split_settings(task_cfg))}"
 
 
 def training_params(training_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,7 +153,8 @@ def training_variant(training_cfg: Mapping[str, Any]) -> str:
 
 def substrate_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that decide one substrate's exports, graph cache and controls."""
-    return {k: config.get(k) for k in SUBSTRATE_KEYS}
+    keys = SUBSTRATE_KEYS + ((config["connectome"],) if is_synthetic(config) else ())
+    return {k: config.get(k) for k in keys}
 
 
 def _substrate_id(resolved: dict[str, Any], shared: dict[str, Any]) -> str:

@@ -1,4 +1,8 @@
-"""The four benchmark figures, drawn from aggregated tables (never from raw jobs).
+"""The benchmark figures, drawn from aggregated tables (never from raw jobs).
+
+Path-integration tasks get four (error vs length, loss curves, error vs noise, sample efficiency); the
+associative task, which has one episode length and no noise sets, gets the loss curves, its recall
+accuracy by probe phase and sample efficiency (``figures_for``).
 
 Every curve is a mean over seeds with a t interval (error bars or a band) at the configured level,
 every axis names its quantity and unit, and baselines are drawn beside the models in a fixed style so
@@ -22,15 +26,29 @@ from . import atomic  # noqa: E402
 from .model_names import control_base, is_dale  # noqa: E402
 from .results import t_interval  # noqa: E402
 
-FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")
+PATH_FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")
+ASSOCIATIVE_FIGURES = ("loss_curve", "accuracy_by_phase", "sample_efficiency")
+FIGURES = PATH_FIGURES + ("accuracy_by_phase",)   # every figure name (the workflow's wildcard)
 PANELS = {
     "cartesian": [("heading_angular_error", "Heading error (rad)"), ("position_rmse", "Position RMSE (world units)")],
     "cx_polar_bump": [("heading_bump_angular_error", "Heading error (rad)"),
                       ("home_distance_rmse", "Home-distance RMSE (world units)")],
+    "cx_landmark_bump": [("home_bearing_angular_error", "Home-bearing error (rad)"),
+                         ("home_distance_rmse", "Home-distance RMSE (world units)")],
+    "mb_associative": [("reversal_probe_accuracy", "Recall accuracy after reversal (fraction)"),
+                       ("initial_probe_accuracy", "Recall accuracy before reversal (fraction)")],
 }
+# Bars of the associative accuracy figure: which probe steps each accuracy counts.
+ACCURACY_PHASES = [("initial_probe_accuracy", "initial probe"), ("reversal_probe_accuracy", "final probe (all)"),
+                   ("reversed_odour_accuracy", "final probe (reversed odours)")]
 _FAMILY_COLOURS = {"cx_bpu": "#1f4e9c", "connectome_bpu": "#1f4e9c", "random": "#d95f02",
                    "degree_shuffle": "#7570b3", "weight_shuffle": "#e7298a", "no_recurrence": "#66a61e",
                    "gru": "#7f7f7f", "gru_matched": "#b3b3b3", "mean_predictor": "#000000"}
+
+
+def figures_for(task: str) -> tuple[str, ...]:
+    """The figures an experiment on ``task`` draws."""
+    return ASSOCIATIVE_FIGURES if task == "mb_associative" else PATH_FIGURES
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), frameon=False, fontsize=8,
                bbox_to_anchor=(0.5, 0.0))
-    suffix = "\nSYNTHETIC substrate (synthetic_cx): not data from an animal" if synthetic else ""
+    suffix = "\nSYNTHETIC substrate: not data from an animal" if synthetic else ""
     fig.suptitle(title + suffix, fontsize=10, color="#b00020" if synthetic else "black")
     rows = int(np.ceil(len(labels) / 4))
     fig.tight_layout(rect=(0, 0.02 + 0.042 * rows, 1, 1))
@@ -174,3 +192,32 @@ def sample_efficiency(summary: pd.DataFrame, *, task: str, T: int, models: list[
         ax.set_ylabel(f"{ylabel} at T={T}")
     return _finish(fig, axes, f"Sample efficiency (mean over seeds, {options.interval:.0%} t interval)", options,
             synthetic, path)
+
+
+def accuracy_by_phase(by_seed: pd.DataFrame, *, models: list[str], options: FigureOptions, synthetic: bool,
+                      path: Path | None = None) -> plt.Figure:
+    """Test recall accuracy per probe phase and model: bars = mean over seeds with a t interval, dots = seeds.
+
+    Chance is 0.5 on every phase; a network that ignores the reversal scores 0 on the reversed odours.
+    """
+    rows = by_seed[by_seed["split"] == "test"]
+    present = [m for m in models if (rows["model"] == m).any()]
+    fig, ax = plt.subplots(figsize=(options.width_in * 1.6, options.height_in * 1.35))
+    width = 0.8 / len(ACCURACY_PHASES)
+    for j, (metric, phase) in enumerate(ACCURACY_PHASES):
+        for i, model in enumerate(present):
+            values = rows.loc[rows["model"] == model, metric].to_numpy(float)
+            mean, low, high = t_interval(values, options.interval)
+            x = i + (j - (len(ACCURACY_PHASES) - 1) / 2) * width
+            ax.bar(x, mean, width * 0.9, color=model_style(model)["color"], alpha=0.35 + 0.25 * j,
+                   edgecolor="black", linewidth=0.5, hatch=("", "//", "xx")[j], label=phase if i == 0 else None)
+            ax.errorbar(x, mean, yerr=[[np.nan_to_num(mean - low)], [np.nan_to_num(high - mean)]], color="black",
+                        capsize=3, linewidth=1)
+            ax.scatter(np.full(values.size, x), values, s=10, color="black", zorder=3)
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(range(len(present)), present, rotation=20, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("Test recall accuracy (fraction of probe steps; chance 0.5)")
+    ax.set_xlabel("Model")
+    return _finish(fig, [ax], f"Associative recall by probe phase (bars: mean over seeds, {options.interval:.0%} t "
+                              "interval; dots: seeds; bar colour = model, hatch = phase)", options, synthetic, path)

@@ -14,7 +14,11 @@ from typing import Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from .tasks import TaskSpec, heading_bin_angles, loss_sums, wrap_angle
+from . import associative
+from .associative import AssociativeSpec
+from .landmark import uncued_mask
+from .self_motion import heading_bin_angles, wrap_angle
+from .tasks import AnyTaskSpec, TaskSpec, loss_sums
 
 METRIC_COLUMNS: dict[str, list[str]] = {
     "cartesian": [
@@ -35,14 +39,27 @@ METRIC_COLUMNS: dict[str, list[str]] = {
         "final_home_distance_error",
     ],
 }
+# The landmark task scores the polar metrics plus the same home-vector errors at the steps without a
+# visible cue, where the network must carry (and, after a jump, have corrected) its own estimate.
+LANDMARK_EXTRA = ["uncued_home_bearing_angular_error", "uncued_home_distance_rmse"]
+METRIC_COLUMNS["cx_landmark_bump"] = METRIC_COLUMNS["cx_polar_bump"] + LANDMARK_EXTRA
+METRIC_COLUMNS[associative.TASK_NAME] = list(associative.METRIC_COLUMNS)
 # The one metric per task that the summary leads with: what each task is mainly about (heading from the
 # bump for the polar task, position for the cartesian one). Every other metric is reported as detail.
-PRIMARY_METRIC: dict[str, str] = {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error"}
+# The landmark task leads with the home bearing, the quantity its cues and jumps are about; the associative
+# task with recall after reversal.
+PRIMARY_METRIC: dict[str, str] = {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error",
+                                  "cx_landmark_bump": "home_bearing_angular_error",
+                                  associative.TASK_NAME: associative.PRIMARY_METRIC}
+# Every other metric (errors, losses) is better when lower.
+HIGHER_IS_BETTER = frozenset({"final_home_vector_cosine", *associative.HIGHER_IS_BETTER})
 # The per-(model, seed) drift column: slope over the clean test rows of each task's final-position error
 # (the original benchmark fitted its ``final_displacement_error``, which for the polar task is the final
 # home-distance error).
 DRIFT_COLUMN = "drift_slope_vs_T"
-DRIFT_SOURCE = {"cartesian": "final_displacement_error", "cx_polar_bump": "final_home_distance_error"}
+# The associative task has one episode length, so it has no drift.
+DRIFT_SOURCE = {"cartesian": "final_displacement_error", "cx_polar_bump": "final_home_distance_error",
+                "cx_landmark_bump": "final_home_distance_error"}
 
 # Mean-predictor bump probabilities are clipped here before the logit, so a bin whose mean target is
 # ~0 gets a finite logit.
@@ -95,7 +112,9 @@ def _cartesian(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     }
 
 
-def _polar(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+def _polar(spec: TaskSpec, pred: np.ndarray, target: np.ndarray,
+           uncued: np.ndarray | None = None) -> dict[str, float]:
+    """The polar metrics; with ``uncued`` (count, T) also the home-vector errors at the uncued steps."""
     bins, scale = spec.heading_bins, spec.home_distance_scale
     probability = expit(pred[..., :bins])
     heading_error = _abs_angle_difference(decode_bump_heading(probability, bins),
@@ -103,7 +122,7 @@ def _polar(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> dict[str, fl
     bearing_error = _abs_angle_difference(np.arctan2(pred[..., bins + 1], pred[..., bins]),
                                           np.arctan2(target[..., bins + 1], target[..., bins]))
     distance_error = (pred[..., bins + 2] - target[..., bins + 2]) * scale  # world units: ŷ·s − r
-    return {
+    values = {
         "heading_bump_angular_error": float(np.mean(heading_error)),
         "bump_mse": float(np.mean((probability - target[..., :bins]) ** 2)),
         "home_bearing_angular_error": float(np.mean(bearing_error)),
@@ -112,17 +131,33 @@ def _polar(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> dict[str, fl
         "final_home_vector_cosine": float(np.mean(np.cos(bearing_error[:, -1]))),
         "final_home_distance_error": float(np.mean(np.abs(distance_error[:, -1]))),
     }
+    if uncued is not None:
+        any_uncued = bool(uncued.any())
+        values["uncued_home_bearing_angular_error"] = float(np.mean(bearing_error[uncued])) if any_uncued else np.nan
+        values["uncued_home_distance_rmse"] = (float(np.sqrt(np.mean(distance_error[uncued] ** 2)))
+                                               if any_uncued else np.nan)
+    return values
 
 
-def evaluate(spec: TaskSpec, pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+def evaluate(spec: AnyTaskSpec, pred: np.ndarray, target: np.ndarray,
+             inputs: np.ndarray | None = None) -> dict[str, float]:
     """All metrics of one evaluation split, keyed and ordered as ``METRIC_COLUMNS[spec.name]``.
 
-    ``pred`` are raw model outputs (bump *logits* for the polar task), ``target`` the split's targets,
-    both (count, T, d_out). The decoded target heading of the polar task comes from the target bump by
-    the same population-vector decoder as the prediction, so a perfect bump scores exactly 0.
+    ``pred`` are raw model outputs (bump *logits* for the polar tasks, recall logits for the associative
+    task), ``target`` the split's targets. The decoded target heading of the polar tasks comes from the
+    target bump by the same population-vector decoder as the prediction, so a perfect bump scores
+    exactly 0. The landmark task also needs the split's ``inputs``, whose flag channel says where a cue
+    was visible.
     """
+    if isinstance(spec, AssociativeSpec):
+        return spec.evaluate(pred, target)
     pred, target = _check(spec, pred, target)
-    values = _polar(spec, pred, target) if spec.is_polar else _cartesian(pred, target)
+    if spec.is_landmark:
+        if inputs is None:
+            raise ValueError("task cx_landmark_bump: evaluate needs the split's inputs (cue visibility)")
+        values = _polar(spec, pred, target, uncued_mask(np.asarray(inputs)))
+    else:
+        values = _polar(spec, pred, target) if spec.is_polar else _cartesian(pred, target)
     values["loss"] = _loss(spec, pred, target)
     return {column: values[column] for column in METRIC_COLUMNS[spec.name]}
 
@@ -155,7 +190,8 @@ def mean_predictor_targets(train_targets: np.ndarray) -> np.ndarray:
     return targets.mean(axis=0)
 
 
-def mean_predictor_outputs(mean_targets: np.ndarray, spec: TaskSpec, count: int, T: int) -> np.ndarray:
+def mean_predictor_outputs(mean_targets: np.ndarray, spec: AnyTaskSpec, count: int,
+                           T: int) -> np.ndarray:
     """Raw outputs (count, T, d_out) float32 of the mean predictor for an evaluation split of length ``T``.
 
     Outputs are what a model would emit: for the polar task the bump channels are logits chosen so that
@@ -165,6 +201,8 @@ def mean_predictor_outputs(mean_targets: np.ndarray, spec: TaskSpec, count: int,
     guess the train data support; it is what makes the baseline's extrapolation error visible), and for
     a shorter split the means are truncated.
     """
+    if isinstance(spec, AssociativeSpec):
+        return spec.mean_predictor_outputs(mean_targets, count, T)
     means = np.asarray(mean_targets, dtype=np.float64)
     if means.ndim != 2 or means.shape[1] != spec.output_dim or means.shape[0] < 1:
         raise ValueError(f"mean targets must be (T >= 1, {spec.output_dim}); got {means.shape}")

@@ -69,12 +69,15 @@ def control_seed(control: str, seed: int) -> int:
 
 
 def dale_controls_enabled(config: dict[str, Any]) -> bool:
-    """Resolve ``controls.dale``; ``auto`` is on only where the primary matrix is known to be signed."""
+    """Resolve ``controls.dale``; ``auto`` is on only where the primary matrix is known to be signed before it
+    is built: ``force_signed``, or an embedded substrate whose every neuron carries a transmitter label."""
     dale = config["controls"]["dale"]
     if dale != "auto":
         return bool(dale)
     policy = config["graph"]["signed_policy"]
-    return policy == "force_signed" or (policy == "auto" and config["connectome"] == "synthetic_cx")
+    connectome = config["connectome"]
+    fully_labelled = connectome in ("synthetic_cx", "synthetic_mb") and config[connectome]["transmitter_coverage"] == 1
+    return policy == "force_signed" or (policy == "auto" and fully_labelled)
 
 
 def _preset(config: dict[str, Any]) -> list[str]:

@@ -20,9 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .metrics import DRIFT_COLUMN, METRIC_COLUMNS
-
-HIGHER_IS_BETTER = frozenset({"final_home_vector_cosine"})
+from .metrics import DRIFT_COLUMN, HIGHER_IS_BETTER, METRIC_COLUMNS
 # Wall-clock columns (they differ between identical runs) are named ``wallclock_...``.
 EXTRA_SUMMARY_METRICS = (DRIFT_COLUMN, "wallclock_latency_ms_per_sequence", "final_train_loss", "best_val_loss",
                          "epochs_ran")

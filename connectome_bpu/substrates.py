@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .sources.synthetic_mb import PRIMARY_ROIS as SYNTHETIC_MB_ROIS
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ FLYWIRE_MB_NEUROPILS = ("MB_CA_L", "MB_CA_R", "MB_ML_L", "MB_ML_R", "MB_PED_L", 
 KINDS = {
     "synthetic_cx": SubstrateKind("synthetic_cx", "synthetic", CX_ROIS, "region",
                                   "SYNTHETIC CX-inspired ring-attractor connectome (procedurally generated)"),
+    "synthetic_mb": SubstrateKind("synthetic_mb", "synthetic", SYNTHETIC_MB_ROIS, "region",
+                                  "SYNTHETIC mushroom-body-like connectome (procedurally generated)"),
     "local": SubstrateKind("local", "local", (), "region", "local export directory"),
     "hemibrain_cx": SubstrateKind("hemibrain_cx", "neuprint", CX_ROIS, "region",
                                   "hemibrain v1.2.1 central complex (neuPrint)"),

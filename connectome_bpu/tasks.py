@@ -27,17 +27,33 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from .associative import TASK_NAME as ASSOCIATIVE
+from .associative import AssociativeSpec
+from .associative import split_arrays as associative_split_arrays
 from .atomic import save_npz
 from .errors import BPUInputError
+from .landmark import INPUT_DIM as LANDMARK_INPUT_DIM
+from .landmark import (
+    LandmarkSettings,
+    cue_inputs,
+    landmark_inputs,
+    landmark_trajectories,
+    noisy_landmark_inputs,
+)
+from .self_motion import CONTROL_DIM, heading_bin_angles, wrap_angle
 
 if TYPE_CHECKING:
     import torch
 
-TASK_NAMES = ("cartesian", "cx_polar_bump")
-INPUT_DIM = 2  # [v_t, ω_t]
+PATH_TASKS = ("cartesian", "cx_polar_bump", "cx_landmark_bump")
+TASK_NAMES = PATH_TASKS + (ASSOCIATIVE,)
+INPUT_DIM = CONTROL_DIM  # [v_t, ω_t]
 CACHE_VERSION = 2  # the original benchmark's split-file layout version, kept for comparability
-LANDMARK_KEYS = ("landmark_visible_prob", "landmark_noise_std", "passive_displacement_prob",
-                 "passive_displacement_scale")
+# Split-file field of each landmark knob: the original benchmark's names, kept for comparability.
+LANDMARK_FIELDS = {"visible_prob": "landmark_visible_prob", "noise_std": "landmark_noise_std",
+                   "displacement_prob": "passive_displacement_prob",
+                   "displacement_scale": "passive_displacement_scale"}
+LANDMARK_STREAM = 1  # appended to a split's seed entropy for the landmark task's cue and jump draws
 
 # Run/turn segment parameters (docs/method.md#tasks): duration bounds for rng.integers (high exclusive)
 # and the per-step noise sds of speed and turn rate.
@@ -47,28 +63,26 @@ RUN_NOISE_SD = (0.04, 0.02)
 TURN_NOISE_SD = (0.03, 0.04)
 
 
-def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
-    """Map angles to [-π, π) with the original's formula; its exact rounding is part of the data."""
-    return (angle + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def heading_bin_angles(bins: int) -> np.ndarray:
-    """Preferred headings φ_i = -π + 2πi/B as float32: the bump targets and the metric decoder share them."""
-    return np.linspace(-np.pi, np.pi, bins, endpoint=False, dtype=np.float32)
-
-
 @dataclass(frozen=True)
 class TaskSpec:
-    """What the model must output. The knobs only matter to ``cx_polar_bump``; cartesian ignores them."""
+    """A path-integration task: what the model sees and must output.
+
+    The bump knobs matter to the polar tasks (``cx_polar_bump``, ``cx_landmark_bump``), the landmark
+    settings to ``cx_landmark_bump`` only; cartesian ignores both.
+    """
 
     name: str
     heading_bins: int = 32
     bump_kappa: float = 8.0
     home_distance_scale: float = 25.0
+    landmark: LandmarkSettings | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in TASK_NAMES:
-            raise BPUInputError(f"task name {self.name!r} is not supported; expected one of {', '.join(TASK_NAMES)}")
+        if self.name not in PATH_TASKS:
+            raise BPUInputError(f"task name {self.name!r} is not a path-integration task; expected one of "
+                                f"{', '.join(PATH_TASKS)}")
+        if self.is_landmark and self.landmark is None:
+            object.__setattr__(self, "landmark", LandmarkSettings())
         if self.is_polar:
             if int(self.heading_bins) < 4:
                 raise BPUInputError(f"task.heading_bins is {self.heading_bins}; expected an integer >= 4")
@@ -85,24 +99,67 @@ class TaskSpec:
             heading_bins=int(task_cfg.get("heading_bins", 32)),
             bump_kappa=float(task_cfg.get("bump_kappa", 8.0)),
             home_distance_scale=float(task_cfg.get("home_distance_scale", 25.0)),
+            landmark=LandmarkSettings.from_config(task_cfg) if task_cfg["name"] == "cx_landmark_bump" else None,
         )
 
     @property
     def is_polar(self) -> bool:
-        return self.name == "cx_polar_bump"
+        """True for the tasks whose targets are a heading bump plus the egocentric home vector."""
+        return self.name in ("cx_polar_bump", "cx_landmark_bump")
+
+    @property
+    def is_landmark(self) -> bool:
+        return self.name == "cx_landmark_bump"
 
     @property
     def input_dim(self) -> int:
-        return INPUT_DIM
+        return LANDMARK_INPUT_DIM if self.is_landmark else INPUT_DIM
 
     @property
     def output_dim(self) -> int:
         return self.heading_bins + 3 if self.is_polar else 4
 
     @property
+    def target_dim(self) -> int:
+        return self.output_dim
+
+    @property
     def cache_name(self) -> str:
-        """Directory name of this variant's split files; it names every knob that changes their content."""
+        """Readable name of this variant's split files (the task variant adds a hash of every knob)."""
+        if self.is_landmark:
+            return (f"cx_landmark_bump_bins{self.heading_bins}_vis{self.landmark.visible_prob:.2f}"
+                    f"_jump{self.landmark.displacement_prob:.2f}")
         return f"cx_polar_bump_bins{self.heading_bins}" if self.is_polar else "cartesian"
+
+    def knob_values(self) -> dict[str, np.ndarray]:
+        """Task knobs stored beside the data. Knobs that cannot change a file's content are stored as
+        not-applicable (-1 / NaN), so a cartesian file is the same whatever the polar knobs are set to."""
+        nan = np.array(np.nan, dtype=np.float32)
+        knobs = {
+            "heading_bins": np.array(self.heading_bins if self.is_polar else -1, dtype=np.int32),
+            "home_distance_scale": np.array(self.home_distance_scale, dtype=np.float32) if self.is_polar else nan,
+            "bump_kappa": np.array(self.bump_kappa, dtype=np.float32) if self.is_polar else nan,
+        }
+        knobs.update({field: np.array(getattr(self.landmark, key), dtype=np.float32) if self.is_landmark else nan
+                      for key, field in LANDMARK_FIELDS.items()})
+        return knobs
+
+    def loss_sums(self, pred: "torch.Tensor", target: "torch.Tensor") -> tuple["torch.Tensor", int]:
+        return loss_sums(self, pred, target)
+
+
+AnyTaskSpec = TaskSpec | AssociativeSpec   # a spec of either family; both answer the same questions
+
+
+def task_spec(task_cfg: Mapping[str, Any]) -> AnyTaskSpec:
+    """The spec of ``config["task"]``, whatever its family (path integration or associative memory).
+
+    Both spec classes answer the same questions (input/output width, cache name, stored knobs, loss);
+    split generation, loading and metrics dispatch on the class.
+    """
+    if task_cfg["name"] == ASSOCIATIVE:
+        return AssociativeSpec.from_config(task_cfg)
+    return TaskSpec.from_config(task_cfg)
 
 
 @dataclass(frozen=True)
@@ -146,16 +203,25 @@ def split_plan(task_cfg: Mapping[str, Any]) -> list[SplitDef]:
     With the original's T list (50, 100, 200) and noise levels (0, .05, .1, .2) this gives k = 0..8
     exactly as the original benchmark numbered them. Two splits that would share a file name (e.g. noise
     0.051 and 0.05 both print as ``0.05``) are refused rather than silently overwriting each other.
+
+    An associative episode has one length fixed by its knobs (``AssociativeSpec.T``), so that task has
+    one train, one validation and one test split of that length, and no noise sets; the ``T`` values
+    and ``test_noise`` of the config do not apply to it.
     """
-    train, val, test, noisy = task_cfg["train"], task_cfg["val"], task_cfg["test"], task_cfg["test_noise"]
-    rows: list[tuple[str, str, int, int, float]] = [
-        ("train", "train", int(train["count"]), int(train["T"]), 0.0),
-        ("val", "val", int(val["count"]), int(val["T"]), 0.0),
-    ]
-    rows += [(f"test_T{int(T)}", "test", int(test["count"]), int(T), 0.0) for T in test["T"]]
-    noise_T = int(noisy["T"])
-    rows += [(f"test_noise_T{noise_T}_noise{float(sd):.2f}", "test_noise", int(noisy["count"]), noise_T, float(sd))
-             for sd in noisy["noise"]]
+    train, val, test = task_cfg["train"], task_cfg["val"], task_cfg["test"]
+    if task_cfg["name"] == ASSOCIATIVE:
+        T = AssociativeSpec.from_config(task_cfg).T
+        rows: list[tuple[str, str, int, int, float]] = [
+            ("train", "train", int(train["count"]), T, 0.0), ("val", "val", int(val["count"]), T, 0.0),
+            (f"test_T{T}", "test", int(test["count"]), T, 0.0)]
+    else:
+        rows = [("train", "train", int(train["count"]), int(train["T"]), 0.0),
+                ("val", "val", int(val["count"]), int(val["T"]), 0.0)]
+        rows += [(f"test_T{int(T)}", "test", int(test["count"]), int(T), 0.0) for T in test["T"]]
+        noisy = task_cfg["test_noise"]
+        noise_T = int(noisy["T"])
+        rows += [(f"test_noise_T{noise_T}_noise{float(sd):.2f}", "test_noise", int(noisy["count"]), noise_T,
+                  float(sd)) for sd in noisy["noise"]]
     plan = [SplitDef(name=name, role=role, k=k, count=count, T=T, noise_std=sd)
             for k, (name, role, count, T, sd) in enumerate(rows)]
     seen: dict[str, SplitDef] = {}
@@ -264,9 +330,8 @@ def _integrate(controls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return (np.ascontiguousarray(theta_t.T), np.ascontiguousarray(x_t.T), np.ascontiguousarray(y_t.T))
 
 
-def _targets(spec: TaskSpec, controls: np.ndarray) -> np.ndarray:
+def _targets(spec: TaskSpec, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Targets (count, T, d_out) float32, computed in float32 from the float32 path state."""
-    theta, x, y = _integrate(controls)
     targets = np.empty(theta.shape + (spec.output_dim,), dtype=np.float32)
     if not spec.is_polar:
         targets[..., 0] = np.cos(theta)
@@ -291,43 +356,59 @@ def _content_sha256(inputs: np.ndarray, targets: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _knob_values(spec: TaskSpec) -> dict[str, np.ndarray]:
-    """Task knobs stored beside the data. Knobs that cannot change a file's content are stored as
-    not-applicable (-1 / NaN), so a cartesian file is the same whatever the polar knobs are set to."""
-    nan = np.array(np.nan, dtype=np.float32)
-    knobs = {
-        "task_kind": np.array(spec.name),
-        "heading_bins": np.array(spec.heading_bins if spec.is_polar else -1, dtype=np.int32),
-        "home_distance_scale": np.array(spec.home_distance_scale, dtype=np.float32) if spec.is_polar else nan,
-        "bump_kappa": np.array(spec.bump_kappa, dtype=np.float32) if spec.is_polar else nan,
-    }
-    knobs.update({key: nan for key in LANDMARK_KEYS})  # the landmark task is not implemented here
-    return knobs
+def _clean_path_set(spec: TaskSpec, seed: np.random.SeedSequence, count: int, T: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Clean inputs and targets of ``count`` path sequences drawn from ``seed``.
+
+    The landmark task draws the same self-motion as the polar task from ``seed`` and everything
+    landmark-specific (jumps, cue visibility and noise) from a second stream, ``seed``'s entropy plus
+    ``LANDMARK_STREAM``, so its cues never shift the self-motion draws.
+    """
+    controls = _draw_controls(np.random.default_rng(seed), count, T)
+    if not spec.is_landmark:
+        return controls, _targets(spec, *_integrate(controls))
+    stream = np.random.default_rng(np.random.SeedSequence([*np.atleast_1d(seed.entropy), LANDMARK_STREAM]))
+    theta, x, y, _ = landmark_trajectories(controls, stream, spec.landmark)
+    cues = cue_inputs(theta, x, y, stream, spec.landmark, spec.home_distance_scale)
+    return landmark_inputs(controls, cues), _targets(spec, theta, x, y)
 
 
-def generate_split(spec: TaskSpec, split: SplitDef, *, data_seed: int) -> dict[str, np.ndarray]:
-    """All arrays of one split file (the original's keys plus ``data_seed`` and ``content_sha256``).
+def _path_arrays(spec: TaskSpec, split: SplitDef, data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, clean inputs, targets) of one path-integration split.
 
     train/val/test are clean sets drawn from the split's own seed. ``test_noise`` levels share one clean
     base set (so only the input noise differs between levels): noisy inputs = clean + one
     ``normal(0, sd, (count, T, 2))`` draw from the split's seed, cast to float32 before the float32 sum,
-    speed clipped at 0; targets always come from the clean controls. Noise 0 draws nothing and returns
-    the base set unchanged.
+    speed clipped at 0 (the landmark task also perturbs its cues where one is visible:
+    ``landmark.noisy_landmark_inputs``); targets always come from the clean set. Noise 0 draws nothing
+    and returns the base set unchanged.
     """
-    if split.role == "test_noise":
-        clean = _draw_controls(np.random.default_rng(split.noise_base_seed_sequence(data_seed)), split.count, split.T)
-        if split.noise_std > 0:
-            rng = np.random.default_rng(split.seed_sequence(data_seed))
-            inputs = clean + rng.normal(0.0, split.noise_std, size=clean.shape).astype(np.float32)
-            inputs[:, :, 0] = np.maximum(inputs[:, :, 0], 0.0)
-        else:
-            inputs = clean.copy()
-    elif split.noise_std == 0:
-        clean = _draw_controls(np.random.default_rng(split.seed_sequence(data_seed)), split.count, split.T)
-        inputs = clean.copy()
+    if split.role != "test_noise":
+        if split.noise_std != 0:
+            raise BPUInputError(f"split {split.name}: only test_noise splits carry input noise (got {split.noise_std})")
+        clean, targets = _clean_path_set(spec, split.seed_sequence(data_seed), split.count, split.T)
+        return clean.copy(), clean, targets
+    clean, targets = _clean_path_set(spec, split.noise_base_seed_sequence(data_seed), split.count, split.T)
+    if split.noise_std == 0:
+        return clean.copy(), clean, targets
+    rng = np.random.default_rng(split.seed_sequence(data_seed))
+    if spec.is_landmark:
+        return noisy_landmark_inputs(clean, rng, split.noise_std), clean, targets
+    inputs = clean + rng.normal(0.0, split.noise_std, size=clean.shape).astype(np.float32)
+    inputs[:, :, 0] = np.maximum(inputs[:, :, 0], 0.0)
+    return inputs, clean, targets
+
+
+def generate_split(spec: AnyTaskSpec, split: SplitDef, *, data_seed: int) -> dict[str, np.ndarray]:
+    """All arrays of one split file (the original's keys plus ``data_seed``, the knobs and ``content_sha256``).
+
+    Associative episodes carry their odour noise inside the episode; their clean inputs are the inputs.
+    """
+    if isinstance(spec, AssociativeSpec):
+        episodes = associative_split_arrays(spec, split.seed_sequence(data_seed), data_seed, split.count)
+        inputs, clean, targets = episodes["inputs"], episodes["inputs"], episodes["targets"]
     else:
-        raise BPUInputError(f"split {split.name}: only test_noise splits carry input noise (got {split.noise_std})")
-    targets = _targets(spec, clean)
+        inputs, clean, targets = _path_arrays(spec, split, data_seed)
     arrays = {
         "inputs": inputs,
         "clean_inputs": clean,
@@ -336,14 +417,15 @@ def generate_split(spec: TaskSpec, split: SplitDef, *, data_seed: int) -> dict[s
         "T": np.array(split.T, dtype=np.int32),
         "noise_std": np.array(split.noise_std, dtype=np.float32),
         "cache_version": np.array(CACHE_VERSION, dtype=np.int32),
+        "task_kind": np.array(spec.name),
         "data_seed": np.array(data_seed, dtype=np.int64),
         "content_sha256": np.array(_content_sha256(inputs, targets)),
     }
-    arrays.update(_knob_values(spec))
+    arrays.update(spec.knob_values())
     return arrays
 
 
-def write_split(path: str | os.PathLike, spec: TaskSpec, split: SplitDef, *, data_seed: int) -> None:
+def write_split(path: str | os.PathLike, spec: AnyTaskSpec, split: SplitDef, *, data_seed: int) -> None:
     """Generate one split and write it atomically (compressed npz), so a crash never leaves a half file."""
     save_npz(path, **generate_split(spec, split, data_seed=data_seed))
 
@@ -357,14 +439,21 @@ def _mismatch(path: str | os.PathLike, field: str, found: Any, expected: Any) ->
                          f"workflow regenerates it)")
 
 
-def load_split(path: str | os.PathLike, spec: TaskSpec, split: SplitDef, *,
+def _same_value(stored: np.ndarray, expected: np.ndarray) -> bool:
+    """Equal 0-d values, where NaN (a knob that does not apply) equals NaN."""
+    if stored.dtype.kind == "f" and expected.dtype.kind == "f" and np.isnan(stored) and np.isnan(expected):
+        return True
+    return bool(stored == expected)
+
+
+def load_split(path: str | os.PathLike, spec: AnyTaskSpec, split: SplitDef, *,
                data_seed: int | None = None) -> dict[str, np.ndarray]:
     """Load a split file and prove it is the one asked for; never trust a stale cache silently.
 
     Checks, each failing with a :class:`BPUInputError` naming the file and the field: presence of every
-    key, ``cache_version``, ``task_kind``, ``T``, ``noise_std``, the polar knobs (``heading_bins``,
-    ``bump_kappa``, ``home_distance_scale``, compared at their stored float32 precision), ``data_seed``
-    when given, array shapes and dtypes, and the content hash of inputs and targets.
+    key, ``cache_version``, ``task_kind``, ``T``, ``noise_std``, every knob of the task (``knob_values``,
+    compared at its stored precision), ``data_seed`` when given, array shapes and dtypes, and the content
+    hash of inputs and targets.
     """
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -375,8 +464,9 @@ def load_split(path: str | os.PathLike, spec: TaskSpec, split: SplitDef, *,
     except (OSError, ValueError) as error:
         raise BPUInputError(f"split file {os.fspath(path)} cannot be read as an npz archive: {error}") from None
 
+    knobs = spec.knob_values()
     required = ("inputs", "clean_inputs", "targets", "ids", "T", "noise_std", "cache_version", "task_kind",
-                "heading_bins", "home_distance_scale", "bump_kappa", "data_seed", "content_sha256")
+                "data_seed", "content_sha256", *knobs)
     for key in required:
         if key not in arrays:
             raise _mismatch(path, key, "<missing>", "present")
@@ -392,20 +482,16 @@ def load_split(path: str | os.PathLike, spec: TaskSpec, split: SplitDef, *,
         raise _mismatch(path, "T", scalar("T"), split.T)
     if arrays["noise_std"] != np.float32(split.noise_std):
         raise _mismatch(path, "noise_std", scalar("noise_std"), float(np.float32(split.noise_std)))
-    if spec.is_polar:
-        if scalar("heading_bins") != spec.heading_bins:
-            raise _mismatch(path, "heading_bins", scalar("heading_bins"), spec.heading_bins)
-        for key in ("bump_kappa", "home_distance_scale"):
-            expected = np.float32(getattr(spec, key))
-            if arrays[key] != expected:
-                raise _mismatch(path, key, scalar(key), float(expected))
+    for key, expected in knobs.items():
+        if not _same_value(arrays[key], expected):
+            raise _mismatch(path, key, scalar(key), expected.item())
     if data_seed is not None and scalar("data_seed") != data_seed:
         raise _mismatch(path, "data_seed", scalar("data_seed"), int(data_seed))
 
     expected_shapes = {
         "inputs": (split.count, split.T, spec.input_dim),
         "clean_inputs": (split.count, split.T, spec.input_dim),
-        "targets": (split.count, split.T, spec.output_dim),
+        "targets": (split.count, split.T, spec.target_dim),
     }
     for key, shape in expected_shapes.items():
         if arrays[key].shape != shape:

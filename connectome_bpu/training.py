@@ -40,7 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import atomic
-from .tasks import TaskSpec, loss_sums
+from .tasks import AnyTaskSpec
 
 LOG = logging.getLogger(__name__)
 RESUME_FILE = "resume_state.pt"
@@ -97,14 +97,14 @@ def _restore(model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
             params[name].copy_(value.to(params[name].device))
 
 
-def mean_loss(model: nn.Module, spec: TaskSpec, inputs: torch.Tensor, targets: torch.Tensor,
+def mean_loss(model: nn.Module, spec: AnyTaskSpec, inputs: torch.Tensor, targets: torch.Tensor,
               batch_size: int) -> float:
     """Element-weighted mean task loss over a whole split (no gradients)."""
     total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
-            s, c = loss_sums(spec, model(inputs[start:start + batch_size]), targets[start:start + batch_size])
+            s, c = spec.loss_sums(model(inputs[start:start + batch_size]), targets[start:start + batch_size])
             total += float(s)
             count += c
     return total / max(count, 1)
@@ -116,7 +116,7 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> np.ndarr
         return torch.cat([model(inputs[s:s + batch_size]) for s in range(0, len(inputs), batch_size)]).cpu().numpy()
 
 
-def train_model(model: nn.Module, spec: TaskSpec, train: tuple[torch.Tensor, torch.Tensor],
+def train_model(model: nn.Module, spec: AnyTaskSpec, train: tuple[torch.Tensor, torch.Tensor],
                 val: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings, *, seed: int,
                 resume_path: Path | None = None, fingerprint: str = "", label: str = "") -> TrainOutcome:
     """Adam on the trainable tensors with gradient clipping and patience-based early stopping."""
@@ -147,7 +147,7 @@ def train_model(model: nn.Module, spec: TaskSpec, train: tuple[torch.Tensor, tor
         for start in range(0, n, settings.batch_size):
             idx = order[start:start + settings.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            batch_sum, batch_count = loss_sums(spec, model(inputs[idx]), targets[idx])
+            batch_sum, batch_count = spec.loss_sums(model(inputs[idx]), targets[idx])
             (batch_sum / batch_count).backward()
             nn.utils.clip_grad_norm_(params, settings.grad_clip)
             optimizer.step()

@@ -24,12 +24,26 @@ from .controls import load_control
 from .gpu import select_device
 from .graph import PrimaryGraph, load_primary
 from .matrix import matrix_sha256
-from .metrics import DRIFT_COLUMN, DRIFT_SOURCE, drift_slope, evaluate, mean_predictor_outputs, mean_predictor_targets
+from .metrics import (
+    DRIFT_COLUMN,
+    DRIFT_SOURCE,
+    drift_slope,
+    evaluate,
+    mean_predictor_outputs,
+    mean_predictor_targets,
+)
 from .model_names import MEAN_PREDICTOR
 from .models import build_model, trainable_parameter_count
 from .pools import pool_indices, read_pools
-from .tasks import SplitDef, TaskSpec, load_split, split_plan
-from .training import RESUME_FILE, TrainSettings, job_fingerprint, latency_ms_per_sequence, predict, train_model
+from .tasks import AnyTaskSpec, SplitDef, load_split, split_plan, task_spec
+from .training import (
+    RESUME_FILE,
+    TrainSettings,
+    job_fingerprint,
+    latency_ms_per_sequence,
+    predict,
+    train_model,
+)
 
 LOG = logging.getLogger(__name__)
 # Measured wall-clock time differs between otherwise identical runs: every such column's name starts with
@@ -88,7 +102,7 @@ class BuiltModel:
 
 def run_job(request: JobRequest) -> pd.DataFrame:
     """Load the splits, then build, train and evaluate the model, and write the job's three files."""
-    spec = TaskSpec.from_config(request.task_cfg)
+    spec = task_spec(request.task_cfg)
     plan = {split.name: split for split in split_plan(request.task_cfg)}
     data_seed = request.task_cfg["data_seed"]
     splits = {name: load_split(path, spec, plan[name], data_seed=data_seed) for name, path in request.split_paths.items()}
@@ -130,7 +144,7 @@ def run_job(request: JobRequest) -> pd.DataFrame:
         claim.release()
 
 
-def build_job_model(request: JobRequest, spec: TaskSpec, device: torch.device) -> BuiltModel:
+def build_job_model(request: JobRequest, spec: AnyTaskSpec, device: torch.device) -> BuiltModel:
     """The model of this job on its core (the primary, or its stored control), pools and K."""
     primary = load_primary(request.graph_dir)
     sensory, _, output = pool_indices(read_pools(request.pools_path))
@@ -155,13 +169,13 @@ def _fingerprint(request: JobRequest, built: BuiltModel, settings: TrainSettings
     })
 
 
-def evaluate_job_model(request: JobRequest, spec: TaskSpec, model: torch.nn.Module, splits: dict,
+def evaluate_job_model(request: JobRequest, spec: AnyTaskSpec, model: torch.nn.Module, splits: dict,
                        eval_splits: list[SplitDef], info: dict, batch_size: int, device: torch.device) -> pd.DataFrame:
     """One metric row per test split (clean lengths and noise levels), plus the drift slope over lengths."""
     rows = []
     for split in eval_splits:
         inputs, targets = _tensors(splits[split.name], device)
-        scores = evaluate(spec, predict(model, inputs, batch_size), targets.cpu().numpy())
+        scores = evaluate(spec, predict(model, inputs, batch_size), targets.cpu().numpy(), splits[split.name]["inputs"])
         rows.append(_row(request, spec, split, info, scores))
     return _with_drift(pd.DataFrame(rows), spec)
 
@@ -180,18 +194,21 @@ def _model_info(model: torch.nn.Module, mode: str, K: int, device: torch.device)
             "runtime": recurrent.runtime, "K": K, "device": str(device)}
 
 
-def _row(request: JobRequest, spec: TaskSpec, split: SplitDef, info: dict, scores: dict) -> dict:
+def _row(request: JobRequest, spec: AnyTaskSpec, split: SplitDef, info: dict, scores: dict) -> dict:
     return {"seed": request.seed, "model": request.model, "task": spec.name, "split": split.role, "T": split.T,
             "noise_std": split.noise_std, "n_train": request.n_train, **info, **scores}
 
 
-def _with_drift(metrics: pd.DataFrame, spec: TaskSpec) -> pd.DataFrame:
+def _with_drift(metrics: pd.DataFrame, spec: AnyTaskSpec) -> pd.DataFrame:
+    """The drift slope over the clean test lengths (NaN for a task with one length or no final position)."""
     clean = metrics[metrics["split"] == "test"]
-    metrics[DRIFT_COLUMN] = drift_slope(clean["T"].to_numpy(), clean[DRIFT_SOURCE[spec.name]].to_numpy())
+    source = DRIFT_SOURCE.get(spec.name)
+    metrics[DRIFT_COLUMN] = (drift_slope(clean["T"].to_numpy(), clean[source].to_numpy()) if source
+                             else float("nan"))
     return metrics
 
 
-def _run_mean_predictor(request: JobRequest, spec: TaskSpec, splits: dict, train_name: str,
+def _run_mean_predictor(request: JobRequest, spec: AnyTaskSpec, splits: dict, train_name: str,
                         eval_splits: list[SplitDef]) -> pd.DataFrame:
     """The trivial baseline: predict the train split's per-timestep mean target for every sequence."""
     means = mean_predictor_targets(splits[train_name]["targets"][:request.n_train])
@@ -203,7 +220,7 @@ def _run_mean_predictor(request: JobRequest, spec: TaskSpec, splits: dict, train
     for split in eval_splits:
         targets = splits[split.name]["targets"]
         outputs = mean_predictor_outputs(means, spec, len(targets), split.T)
-        rows.append(_row(request, spec, split, info, evaluate(spec, outputs, targets)))
+        rows.append(_row(request, spec, split, info, evaluate(spec, outputs, targets, splits[split.name]["inputs"])))
     metrics = _with_drift(pd.DataFrame(rows), spec)
     checkpoint = {"model": MEAN_PREDICTOR, "seed": request.seed, "n_train": request.n_train,
                   "state": {"mean_targets": torch.from_numpy(np.asarray(means))}}

@@ -7,11 +7,9 @@ rule synthetic_cx:
         [exports(f) for f in EXPORT_FILES],
         provenance=exports("provenance.json"),
     wildcard_constraints:
-        substrate=one_of(substrates_from("synthetic")),
+        substrate=one_of(substrates_of("synthetic_cx")),
     params:
-        copies=substrate_value("synthetic_cx", "copies"),
-        seed=substrate_value("synthetic_cx", "seed"),
-        background_density=substrate_value("synthetic_cx", "background_density"),
+        settings=substrate_value("synthetic_cx"),
         code=rule_code_hash("acquire", "synthetic_cx"),
     log:
         substrate_log("synthetic_cx"),
@@ -19,6 +17,23 @@ rule synthetic_cx:
         "../envs/acquire.yaml"
     script:
         "../workflow_scripts/synthetic_cx.py"
+
+
+rule synthetic_mb:
+    output:
+        [exports(f) for f in EXPORT_FILES],
+        provenance=exports("provenance.json"),
+    wildcard_constraints:
+        substrate=one_of(substrates_of("synthetic_mb")),
+    params:
+        settings=substrate_value("synthetic_mb"),
+        code=rule_code_hash("acquire", "synthetic_mb"),
+    log:
+        substrate_log("synthetic_mb"),
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/synthetic_mb.py"
 
 
 rule local_exports:

@@ -9,7 +9,7 @@ from snakemake.logging import logger
 from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
-from connectome_bpu.figures import FIGURES
+from connectome_bpu.figures import FIGURES, figures_for
 from connectome_bpu.model_names import CONTROL_NAMES, MODEL_NAMES, NO_RECURRENCE, is_stored_control, is_trained
 from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.substrates import KINDS, is_synthetic, primary_rois, substrate_kind
@@ -36,6 +36,10 @@ SPLITS = {variant: {s.filename.removesuffix(".npz"): s for s in split_plan(task)
 
 def substrates_from(*sources):
     return [name for name, cfg in SUBSTRATES.items() if substrate_kind(cfg).source in sources]
+
+
+def substrates_of(connectome):
+    return [name for name, cfg in SUBSTRATES.items() if cfg["connectome"] == connectome]
 
 
 def one_of(names):
@@ -153,7 +157,7 @@ def experiment_targets(experiment):
     """
     return ([experiment_file(name, experiment.name) for name in ("summary.md", "run_manifest.json")]
             + [experiment_file(f"reports/{name}.md", experiment.name) for name in REPORTS]
-            + [experiment_file(f"figures/{name}.png", experiment.name) for name in FIGURES]
+            + [experiment_file(f"figures/{name}.png", experiment.name) for name in figures_for(experiment.task["name"])]
             + [exports(name, experiment.substrate) for name in (*EXPORT_FILES, "provenance.json")]
             + [graph_file(name, experiment.substrate) for name in GRAPH_FILES]
             + experiment_controls(experiment) + experiment_splits(experiment)
@@ -199,6 +203,11 @@ def job_files(name, sample_efficiency=None):
 
 def controls_of_experiment(wildcards):
     return experiment_controls(_experiment(wildcards))
+
+
+def figures_of_experiment(wildcards):
+    experiment = _experiment(wildcards)
+    return [experiment_file(f"figures/{name}.png", experiment.name) for name in figures_for(experiment.task["name"])]
 
 
 def splits_of_experiment(wildcards):

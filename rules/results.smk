@@ -86,7 +86,7 @@ rule manifest:
         checkpoints=job_files("checkpoint.pt"),
         results=[experiment_file(name) for name in TABLES + ("summary.md",)],
         reports=[experiment_file(f"reports/{name}.md") for name in REPORTS],
-        figures=[experiment_file(f"figures/{name}.png") for name in FIGURES],
+        figures=figures_of_experiment,
     output:
         experiment_file("run_manifest.json"),
     params:

@@ -103,7 +103,8 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# The models a user gets by default (config.yaml's `default` preset; on synthetic_cx with signed_policy
-# auto the Dale-preserving controls are on; both GRUs), laid over TINY_OVERRIDES' tiny sizes.
+# The models a user gets from config.yaml's `default` preset with both GRUs, laid over TINY_OVERRIDES' tiny
+# sizes, on the fully labelled synthetic_cx (signed under signed_policy auto), so that `controls.dale: auto`
+# adds the Dale-preserving controls and the workflow tests cover them too.
 DEFAULT_MODELS_OVERRIDES = {"models": None, "comparison": "default", "controls": {"dale": "auto"},
-                            "training": {"include_gru": True}}
+                            "training": {"include_gru": True}, "synthetic_cx": {"transmitter_coverage": 1.0}}

@@ -67,7 +67,11 @@ def test_command_line_strings_are_coerced():
 def test_default_model_list_has_controls_and_baselines():
     models = resolved_models(copy.deepcopy(BASE))
     assert models[0] == "cx_bpu" and "mean_predictor" in models and "gru_matched" in models
-    assert {"random_dale", "degree_shuffle_dale", "weight_shuffle_dale"} <= set(models)
+    # The default synthetic_cx is partially labelled (unsigned under auto, like real exports): no Dale controls.
+    assert not any(m.endswith("_dale") for m in models)
+    fully_labelled = copy.deepcopy(BASE)
+    fully_labelled["synthetic_cx"]["transmitter_coverage"] = 1.0
+    assert {"random_dale", "degree_shuffle_dale", "weight_shuffle_dale"} <= set(resolved_models(fully_labelled))
 
 
 def test_schema_model_names_are_the_package_model_names():

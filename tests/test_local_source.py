@@ -71,7 +71,7 @@ def test_roi_counts_are_optional(tmp_path):
 
 
 def test_synthetic_exports_round_trip_as_local(tmp_path):
-    write_synthetic_cx(tmp_path / "syn", copies=2, seed=0, background_density=0.01)
+    write_synthetic_cx(tmp_path / "syn", copies=2, seed=0, background_density=0.01, transmitter_coverage=1.0)
     import_local_exports(tmp_path / "syn", tmp_path / "out", primary_rois=ROIS)
     before, after = load_exports(tmp_path / "syn"), load_exports(tmp_path / "out")
     for name in ("neurons", "roi_counts", "connections"):

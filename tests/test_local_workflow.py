@@ -17,7 +17,7 @@ pytestmark = pytest.mark.workflow
 @pytest.fixture
 def export_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "export"
-    write_synthetic_cx(directory, copies=1, seed=3, background_density=0.0)
+    write_synthetic_cx(directory, copies=1, seed=3, background_density=0.0, transmitter_coverage=1.0)
     (directory / "provenance.json").unlink()
     return directory
 

@@ -147,7 +147,8 @@ def test_drift_slope():
     assert math.isnan(drift_slope([50], [3.0]))
     assert math.isnan(drift_slope([50, 50], [3.0, 4.0]))
     assert math.isnan(drift_slope([50, 100], [3.0, float("nan")]))
-    assert all(DRIFT_SOURCE[task] in METRIC_COLUMNS[task] for task in METRIC_COLUMNS)
+    assert all(source in METRIC_COLUMNS[task] for task, source in DRIFT_SOURCE.items())
+    assert set(DRIFT_SOURCE) == set(METRIC_COLUMNS) - {"mb_associative"}   # one episode length: no drift
 
 
 # ------------------------------------------------------------------ mean predictor

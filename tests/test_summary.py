@@ -92,7 +92,9 @@ def _headline(text: str) -> dict[str, list[str]]:
 
 def test_primary_metric_is_defined_once_per_task_and_is_one_of_its_columns():
     assert set(PRIMARY_METRIC) == set(METRIC_COLUMNS)
-    assert PRIMARY_METRIC == {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error"}
+    assert PRIMARY_METRIC == {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error",
+                              "cx_landmark_bump": "home_bearing_angular_error",
+                              "mb_associative": "reversal_probe_accuracy"}
     for task, metric in PRIMARY_METRIC.items():
         assert metric in METRIC_COLUMNS[task]
 
@@ -295,6 +297,6 @@ def test_every_headline_verdict_agrees_with_its_printed_interval(task):
             _, low, high = interval
             if low <= 0 <= high:
                 assert verdict == "no clear difference", model
-            else:   # lower is better for every primary metric: an interval below zero favours the connectome
-                assert metric not in HIGHER_IS_BETTER
-                assert verdict == ("connectome better" if high < 0 else "control better"), model
+            else:   # an interval on the better side of zero (below for errors, above for accuracies) favours the
+                better_below = metric not in HIGHER_IS_BETTER   # connectome
+                assert verdict == ("connectome better" if (high < 0) == better_below else "control better"), model

@@ -1,5 +1,6 @@
-"""The embedded synthetic_cx substrate: determinism, schema, ROI consistency, pools from the ordinary rule, and
-activity that reaches the output pool through the real graph pipeline under the BPU's ReLU dynamics."""
+"""The embedded synthetic_cx substrate: determinism, schema, ROI consistency, pools from the ordinary rule,
+transmitter coverage against the sign policy, and activity that reaches the output pool through the real graph
+pipeline under the BPU's ReLU dynamics."""
 
 from __future__ import annotations
 
@@ -16,18 +17,29 @@ from connectome_bpu.errors import BPUInputError
 from connectome_bpu.exports import load_exports
 from connectome_bpu.graph import raw_adjacency
 from connectome_bpu.pools import assign_region_pools, pool_indices
-from connectome_bpu.signs import apply_signs, choose_primary, neuron_signs, sign_coverage
+from connectome_bpu.signs import (
+    apply_signs,
+    choose_primary,
+    neuron_signs,
+    sign_coverage,
+)
 from connectome_bpu.sources import EXPORT_FILES
-from connectome_bpu.sources.synthetic_cx import (NEURONS_PER_COPY, PRIMARY_ROIS, generate_synthetic_cx,
-                                                 write_synthetic_cx)
+from connectome_bpu.sources.synthetic_cx import (
+    NEURONS_PER_COPY,
+    PRIMARY_ROIS,
+    generate_synthetic_cx,
+    write_synthetic_cx,
+)
 from connectome_bpu.spectral import scale_to_radius
 
 SENSORY_FAMILIES = ("ring", "ExR", "LNO", "LCNO", "GLNO", "SpsP")
 OUTPUT_FAMILIES = ("PFL", "PFL2", "PFL3", "PFR")
-ARGS = {"copies": 4, "seed": 0, "background_density": 0.01}
+ARGS = {"copies": 4, "seed": 0, "background_density": 0.01, "transmitter_coverage": 0.6}
 PER_COPY = {"ER_ring": 16, "LNO_velocity": 8, "EPG": 16, "PEN": 16, "PEG": 8, "Delta7": 16, "PFNd": 16,
             "hDeltaB": 8, "FC2": 8, "PFL3": 16}
 EXCITATORY = ("ACh",)
+TRANSMITTERS = {"ER_ring": ["GABA"], "LNO_velocity": ["ACh"], "Delta7": ["Glu"], "EPG": ["ACh"], "PEN": ["ACh"],
+                "PEG": ["ACh"], "PFNd": ["ACh"], "hDeltaB": ["ACh"], "FC2": ["ACh"], "PFL3": ["ACh"]}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +81,8 @@ def test_same_arguments_give_byte_identical_files(tmp_path, written):
 
 
 def test_size_scales_with_copies():
-    sizes = {copies: generate_synthetic_cx(copies=copies, seed=3, background_density=0.0) for copies in (1, 4, 40)}
+    sizes = {copies: generate_synthetic_cx(copies=copies, seed=3, background_density=0.0, transmitter_coverage=0.6)
+             for copies in (1, 4, 40)}
     for copies, (neurons, _, connections) in sizes.items():
         assert len(neurons) == NEURONS_PER_COPY * copies
         assert neurons["type"].value_counts().to_dict() == {k: v * copies for k, v in PER_COPY.items()}
@@ -81,8 +94,8 @@ def test_size_scales_with_copies():
 
 
 def test_background_density_adds_sparse_edges():
-    bare = generate_synthetic_cx(copies=4, seed=0, background_density=0.0)[2]
-    dense = generate_synthetic_cx(copies=4, seed=0, background_density=0.05)[2]
+    bare = generate_synthetic_cx(**{**ARGS, "background_density": 0.0})[2]
+    dense = generate_synthetic_cx(**{**ARGS, "background_density": 0.05})[2]
     n = 4 * NEURONS_PER_COPY
     extra = len(dense) - len(bare)
     assert 0.8 * 0.05 * n * (n - 1) < extra < 1.05 * 0.05 * n * (n - 1)
@@ -101,9 +114,9 @@ def test_schema_ids_and_labels(written):
     assert neurons["instance"].str.startswith("synthetic").all()
     assert (connections["weight"] >= 1).all() and (connections["weight"] % 1 == 0).all()
     assert not (connections["bodyId_pre"] == connections["bodyId_post"]).any()
-    nt = neurons.groupby("type")["transmitter"].unique().map(list).to_dict()
-    assert nt == {"ER_ring": ["GABA"], "LNO_velocity": ["ACh"], "Delta7": ["Glu"], "EPG": ["ACh"], "PEN": ["ACh"],
-                  "PEG": ["ACh"], "PFNd": ["ACh"], "hDeltaB": ["ACh"], "FC2": ["ACh"], "PFL3": ["ACh"]}
+    labels = neurons.groupby("type")["transmitter"].unique().map(set)
+    assert all(labels[t] <= set(TRANSMITTERS[t]) | {""} for t in TRANSMITTERS)  # "" = no prediction
+    assert summary["labelled_neurons"] == int((neurons["transmitter"] != "").sum())
     assert summary["neurons"] == len(neurons) and summary["connections"] == len(connections)
     assert summary["roi_count_rows"] == len(roi_counts)
 
@@ -171,7 +184,8 @@ def test_pools_module_assigns_rings_and_lno_sensory_and_pfl_output(written):
 
 @pytest.mark.parametrize("density", [0.0, 0.01])
 def test_every_sensory_neuron_reaches_an_output_and_graph_is_connected(density):
-    neurons, _, connections = generate_synthetic_cx(copies=3, seed=5, background_density=density)
+    neurons, _, connections = generate_synthetic_cx(copies=3, seed=5, background_density=density,
+                                                    transmitter_coverage=0.6)
     graph = adjacency(neurons, connections)
     sensory = np.flatnonzero(neurons["type"].str.contains("ring|LNO").to_numpy())
     output = neurons["type"].str.contains("PFL").to_numpy()
@@ -184,7 +198,8 @@ def test_every_sensory_neuron_reaches_an_output_and_graph_is_connected(density):
 def test_every_lno_reaches_every_same_copy_pfl_through_excitatory_neurons_only():
     """The structural half of the fix: LNO -> PFNd -> PFL3 (2 hops) and LNO -> PFNd -> hDeltaB -> PFL3 (3 hops)
     use cholinergic neurons only, so nothing on the way can be silenced by a negative column."""
-    neurons, _, connections = generate_synthetic_cx(copies=2, seed=5, background_density=0.0)
+    neurons, _, connections = generate_synthetic_cx(copies=2, seed=5, background_density=0.0,
+                                                    transmitter_coverage=1.0)
     excitatory = neurons["predictedNt"].isin(EXCITATORY).to_numpy()  # generator output: export column names
     graph = adjacency(neurons, connections)
     graph = sp.diags(excitatory.astype(float)) @ graph  # keep only edges whose presynaptic neuron is excitatory
@@ -235,7 +250,7 @@ def bpu_one_timestep(matrix: sp.csr_matrix, inject_idx: np.ndarray, output_idx: 
 def test_sensory_injection_reaches_the_output_pool_signed_and_unsigned(tmp_path, copies, density):
     """Regression: with GABAergic rings as the only sensory neurons, the signed primary matrix left the output
     pool at exactly 0 for every input, so every model predicted its output bias."""
-    write_synthetic_cx(tmp_path, copies=copies, seed=0, background_density=density)
+    write_synthetic_cx(tmp_path, copies=copies, seed=0, background_density=density, transmitter_coverage=1.0)
     kind, signed, signs, types, sensory, output, k = primary_inputs(tmp_path, "auto")
     assert kind == "signed"  # every neuron is labelled, so `auto` uses the signed matrix
     assert set(types[sensory]) == {"ER_ring", "LNO_velocity"} and set(types[output]) == {"PFL3"}
@@ -262,8 +277,41 @@ def test_sensory_injection_reaches_the_output_pool_signed_and_unsigned(tmp_path,
     assert active.mean() > 0.5, f"unsigned: only {active.mean():.0%} of the output neurons active after K={k_u}"
 
 
-@pytest.mark.parametrize("kwargs, key", [({"copies": 0}, "copies"), ({"background_density": 0.7},
-                                                                     "background_density")])
+def test_full_coverage_labels_every_neuron_with_its_types_transmitter():
+    neurons = generate_synthetic_cx(**{**ARGS, "transmitter_coverage": 1.0})[0]
+    assert neurons.groupby("type")["predictedNt"].unique().map(list).to_dict() == TRANSMITTERS
+
+
+def test_partial_coverage_labels_a_random_subset_and_leaves_auto_unsigned(tmp_path):
+    """The positive control must be built like the real runs it controls: unsigned under `auto` at 0.6."""
+    summary = write_synthetic_cx(tmp_path, **ARGS)
+    exports = load_exports(tmp_path)
+    labelled = (exports.neurons["transmitter"] != "").to_numpy()
+    assert labelled.sum() == summary["labelled_neurons"] == round(0.6 * len(labelled))
+    assert len(set(exports.neurons.loc[labelled, "type"])) == len(PER_COPY)  # random, not whole types
+    raw = raw_adjacency(exports.connections, exports.neurons["bodyId"].to_numpy(np.int64))
+    signs = neuron_signs(exports.neurons["transmitter"])
+    coverage = sign_coverage(raw, signs)
+    assert 0.4 < coverage < 0.95
+    assert choose_primary("auto", any_signed=True, coverage=coverage, threshold=0.95) == "unsigned"
+
+
+def test_coverage_changes_the_labels_only(tmp_path):
+    partial, full = tmp_path / "partial", tmp_path / "full"
+    write_synthetic_cx(partial, **ARGS)
+    write_synthetic_cx(full, **{**ARGS, "transmitter_coverage": 1.0})
+    for name in ("connections.csv", "roi_counts.csv"):
+        assert (partial / name).read_bytes() == (full / name).read_bytes(), name
+    a, b = pd.read_csv(partial / "neurons.csv", dtype=str), pd.read_csv(full / "neurons.csv", dtype=str)
+    pd.testing.assert_frame_equal(a.drop(columns="predictedNt"), b.drop(columns="predictedNt"))
+    labelled = a["predictedNt"].notna()
+    assert (a.loc[labelled, "predictedNt"] == b.loc[labelled, "predictedNt"]).all()
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"copies": 0}, "copies"), ({"background_density": 0.7}, "background_density"),
+    ({"transmitter_coverage": 1.5}, "transmitter_coverage"), ({"transmitter_coverage": -0.1}, "transmitter_coverage"),
+    ({"transmitter_coverage": float("nan")}, "transmitter_coverage")])
 def test_invalid_parameters(kwargs, key):
-    with pytest.raises(BPUInputError, match=key):
+    with pytest.raises(BPUInputError, match=rf"synthetic_cx\.{key} "):
         generate_synthetic_cx(**{**ARGS, **kwargs})

@@ -247,8 +247,11 @@ def test_task_spec_dimensions_and_cache_names():
     assert (spec.input_dim, spec.output_dim, spec.cache_name) == (2, 19, "cx_polar_bump_bins16")
     with pytest.raises(BPUInputError, match="heading_bins"):
         TaskSpec("cx_polar_bump", heading_bins=3)
-    with pytest.raises(BPUInputError, match="landmark"):
-        TaskSpec("cx_landmark_bump")
+    landmark = TaskSpec.from_config({**SMALL_TASK_CFG, "name": "cx_landmark_bump", "landmark": {"visible_prob": 0.2}})
+    assert (landmark.input_dim, landmark.output_dim) == (6, 35)
+    assert landmark.cache_name == "cx_landmark_bump_bins32_vis0.20_jump0.08"
+    with pytest.raises(BPUInputError, match="not a path-integration task"):
+        TaskSpec("mb_associative")
 
 
 # ------------------------------------------------------------------ split files

@@ -47,7 +47,7 @@ MODES = ("frozen", "observed", "dense")
 def graph_template(tmp_path_factory) -> Path:
     """A small intact graph cache (signed primary) with the task splits of ``TASK`` beside it."""
     root = tmp_path_factory.mktemp("graph")
-    write_synthetic_cx(root / "exports", copies=1, seed=0, background_density=0.0)
+    write_synthetic_cx(root / "exports", copies=1, seed=0, background_density=0.0, transmitter_coverage=1.0)
     exports = load_exports(root / "exports")
     graph = root / "graph"
     info = build_matrices(root / "exports", graph, connectome="synthetic_cx", rho_target=0.95,

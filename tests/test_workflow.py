@@ -34,7 +34,7 @@ ARTIFACTS = [
     RUN / "reports/data_validation.md", RUN / "reports/bpu_validation.md", RUN / "reports/control_validation.md",
     *(RUN / f"figures/{name}.png" for name in FIGURES),
 ]
-# What a user gets by default on synthetic_cx (signed under signed_policy auto, so the Dale controls are on).
+# The default models on the fully labelled synthetic_cx (signed under signed_policy auto: Dale controls on).
 DEFAULT_MODELS = {"cx_bpu", "no_recurrence", "random", "degree_shuffle", "weight_shuffle", "random_dale",
                   "degree_shuffle_dale", "weight_shuffle_dale", "gru", "gru_matched", "mean_predictor"}
 STORED_CONTROLS = {"random", "degree_shuffle", "weight_shuffle", "random_dale", "degree_shuffle_dale",

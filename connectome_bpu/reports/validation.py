@@ -28,12 +28,14 @@ from ..spectral import spectral_radius
 
 EXPORT_NAMES = ("neurons.csv", "roi_counts.csv", "connections.csv")
 POOLS = ("sensory", "internal", "output")
-SYNTHETIC_BANNER = ("**SYNTHETIC SUBSTRATE** - these numbers come from the procedurally generated `synthetic_cx` "
-                    "connectome, not from a real animal.")
 
 
 def preamble(metadata: dict) -> str:
-    return SYNTHETIC_BANNER if metadata.get("synthetic") else ""
+    """The banner every report on an embedded substrate opens with."""
+    if not metadata.get("synthetic"):
+        return ""
+    return (f"**SYNTHETIC SUBSTRATE** - these numbers come from the procedurally generated "
+            f"`{metadata.get('connectome', 'synthetic')}` connectome, not from a real animal.")
 
 
 def data_validation_lines(exports_dir: str | Path, pools_path: str | Path, metadata_path: str | Path,
@@ -179,9 +181,9 @@ def control_paths_by_key(paths: Iterable[str | Path]) -> dict[tuple[str, int], P
 
 def split_lines(split_paths: Sequence[str | Path], task_cfg: dict) -> list[Line]:
     """Every split file matches the plan, and no trajectory appears in two splits (content hashes)."""
-    from ..tasks import TaskSpec, leakage_overlaps, load_split, shared_by_design, split_fingerprints, split_plan
+    from ..tasks import leakage_overlaps, load_split, shared_by_design, split_fingerprints, split_plan, task_spec
 
-    spec, plan = TaskSpec.from_config(task_cfg), split_plan(task_cfg)
+    spec, plan = task_spec(task_cfg), split_plan(task_cfg)
     by_file = {split.filename: split for split in plan}
     fingerprints, lines = {}, []
     for path in map(Path, split_paths):
@@ -211,9 +213,9 @@ def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: s
     import torch
 
     from ..models import build_model, expected_bpu_trainable_count, trainable_parameter_count
-    from ..tasks import TaskSpec
+    from ..tasks import task_spec
 
-    spec = TaskSpec.from_config(task_cfg)
+    spec = task_spec(task_cfg)
     sensory, _, output = pool_indices(read_pools(pools_path))
     K = int(read_json(k_path)["K"])
     try:

@@ -16,6 +16,7 @@ from ..sources.flywire import file_url, write_flywire_exports
 from ..sources.local import import_local_exports
 from ..sources.neuprint_source import fetch_neuprint_exports, resolve_token
 from ..sources.synthetic_cx import write_synthetic_cx
+from ..sources.synthetic_mb import write_synthetic_mb
 
 LOG = logging.getLogger(__name__)
 
@@ -25,9 +26,14 @@ def _exports_dir(smk: Any) -> Path:
 
 
 def synthetic_cx(smk: Any) -> None:
-    """The embedded CX-like substrate, generated from its seed and size."""
-    summary = write_synthetic_cx(_exports_dir(smk), copies=smk.params.copies, seed=smk.params.seed,
-                                 background_density=smk.params.background_density)
+    """The embedded CX-like substrate, generated from its settings (``synthetic_cx`` in config)."""
+    summary = write_synthetic_cx(_exports_dir(smk), **smk.params.settings)
+    LOG.info("exports written to %s: %s", _exports_dir(smk), summary)
+
+
+def synthetic_mb(smk: Any) -> None:
+    """The embedded mushroom-body-like substrate, generated from its settings (``synthetic_mb`` in config)."""
+    summary = write_synthetic_mb(_exports_dir(smk), **smk.params.settings)
     LOG.info("exports written to %s: %s", _exports_dir(smk), summary)
 
 

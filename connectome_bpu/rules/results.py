@@ -48,6 +48,8 @@ def figure(smk: Any) -> None:
     elif name == "sample_efficiency":
         rows = summarise(pd.read_csv(smk.input.sample_efficiency), task, options.interval)
         fig.sample_efficiency(rows, task=task, T=smk.params.train_T, models=list(smk.params.se_models), **common)
+    elif name == "accuracy_by_phase":
+        fig.accuracy_by_phase(pd.read_csv(smk.input.by_seed), models=models, **common)
     elif name == "error_vs_sequence_length":
         summary_rows = summarise(pd.read_csv(smk.input.by_seed), task, options.interval)
         fig.error_vs(summary_rows, task=task, split="test", x="T", xlabel="Sequence length T (steps)",

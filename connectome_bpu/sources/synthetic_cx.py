@@ -34,10 +34,10 @@ Why the LNO neurons are there (the excitatory sensory path)
 The BPU core (docs/method.md#bpu) has no bias, leak or tonic drive: h starts at 0, the adapter
 injects ``W_in u + b_in`` into the *sensory* neurons at the first microstep only, and every microstep
 is ``h <- ReLU(W h (+ injection))``. A neuron can therefore only become active if an *excitatory*
-presynaptic partner is active. The ring neurons are GABAergic, so under the signed matrix (the ``auto``
-policy picks it, because every synthetic neuron carries a transmitter label) all their columns are
-negative: whatever the adapter injects into them can only push their targets below zero, ReLU clamps
-those to 0, and nothing downstream ever fires. With rings as the only sensory neurons the output pool
+presynaptic partner is active. The ring neurons are GABAergic, so under the signed matrix (which ``auto``
+picks at ``transmitter_coverage`` 1.0, see below) all their columns are negative: whatever the adapter
+injects into them can only push their targets below zero, ReLU clamps those to 0, and nothing downstream
+ever fires. With rings as the only sensory neurons the output pool
 stayed exactly 0, every model collapsed to its output bias, and the connectome, ``no_recurrence`` and
 every Dale-preserving control scored identically - a positive control that controls nothing.
 
@@ -54,9 +54,25 @@ cannot drive anything on their own, but they sculpt the EPG activity that the LN
 cosine-shaped recurrent inhibition. Under ``force_unsigned`` every column is positive and both input
 families excite the core.
 
+Transmitter labels: why only some neurons keep theirs
+-----------------------------------------------------
+``transmitter_coverage`` is the fraction of all neurons, drawn at random, whose ``predictedNt`` is filled;
+the others get an empty label. Real exports carry partial or no transmitter predictions (hemibrain none,
+FlyWire about 60 % of the weight), and ``signed_policy: auto`` signs a matrix only when labelled neurons
+carry at least ``sign_coverage_threshold`` (0.95) of the weight. With every neuron labelled the synthetic CX
+was signed under ``auto`` while the real runs it stands for were not, and there its inhibitory ring neurons
+under the ReLU erased the memory from one timestep to the next: it failed as a positive control of the
+(unsigned) real runs for a reason that has nothing to do with its topology. At the
+configured 0.6 a random 60 % of the neurons carry about 60 % of the weight, so ``auto`` keeps the matrix
+unsigned like the real runs; 1.0 reproduces the fully labelled variant, which ``auto`` signs. The labelled
+subset has a random stream of its own (``synthetic_common.transmitter_labels``), so connections and ROI
+counts are identical for every coverage, and at 1.0 the three tables are byte for byte those of the
+generator before the option existed.
+
 Synapse counts are lognormal (integers >= 1, stronger classes have larger medians, profiles scale
 them); ``background_density`` adds sparse random edges between any two distinct neurons, and EPGs of
-neighbouring copies are weakly coupled so several copies form one connected graph.
+neighbouring copies are weakly coupled so several copies form one connected graph. Count statistics,
+background, ROI bookkeeping and labels come from ``synthetic_common``, shared with ``synthetic_mb``.
 
 Pools are *not* labelled here. ``roi_counts.csv`` is made consistent with ``connections.csv`` (every
 edge lies in one primary ROI; a neuron's in-CX ``pre``/``post`` is the sum of its assigned edge weights)
@@ -75,9 +91,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..errors import BPUInputError
-from . import write_export_set
+from .synthetic_common import (
+    SIGMA,
+    background_edges,
+    edge_roi_counts,
+    export_tables,
+    lognormal_counts,
+    outside_roi_rows,
+    transmitter_labels,
+    write_synthetic_exports,
+)
 
 PRIMARY_ROIS = ("EB", "PB", "FB", "NO")
 INPUT_ROI = "BU"    # where ring neurons receive their (simulated) visual input, outside the CX
@@ -92,13 +116,9 @@ BODY_ID_BASE = 10**18
 COPY_ID_STRIDE = 2**32
 
 # Median synapse count of one connection by strength class (lognormal around it).
-_MEDIAN = {"strong": 10.0, "medium": 5.0, "weak": 2.5, "coupling": 2.0, "background": 1.5}
-_SIGMA = 0.5
-_BACKGROUND_SIGMA = 0.6
-# Outside-CX share of a ring or LNO neuron's input (of a PFL3 neuron's output) is drawn from this range; the
-# partner-synapse floor keeps it there even for a neuron with few in-CX synapses.
-_OUTSIDE_SHARE = (0.60, 0.85)
-_OUTSIDE_PARTNER_MEDIAN = 40.0
+_MEDIAN = {"strong": 10.0, "medium": 5.0, "weak": 2.5, "coupling": 2.0}
+# Which neurons get synapses outside the CX (type, outside ROI, side): ring and LNO input, PFL3 output.
+_OUTSIDE = (("ER_ring", INPUT_ROI, "post"), ("LNO_velocity", SELF_MOTION_ROI, "post"), ("PFL3", OUTPUT_ROI, "pre"))
 _RING_PROFILE_MIN = 0.25     # ring -> EPG edges exist where (1 - cos)/2 exceeds this
 _DELTA7_PROFILE_MIN = 0.30   # Delta7 -> target edges likewise
 
@@ -229,24 +249,20 @@ def _template_edges(template: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _lognormal_counts(rng: np.random.Generator, median: np.ndarray | float, sigma: float, size: int,
-                      factor: np.ndarray | float = 1.0) -> np.ndarray:
-    """Integer synapse counts >= 1 from a lognormal with the given median, scaled by ``factor``."""
-    draws = rng.lognormal(mean=np.log(median), sigma=sigma, size=size)
-    return np.maximum(1, np.rint(draws * factor)).astype(np.int64)
-
-
-def generate_synthetic_cx(*, copies: int, seed: int, background_density: float
+def generate_synthetic_cx(*, copies: int, seed: int, background_density: float, transmitter_coverage: float
                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Build (neurons, roi_counts, connections) in the export schema; a pure function of its arguments.
 
-    Random draws happen in a fixed order from one ``numpy.random.default_rng(seed)``, so equal arguments
-    give equal tables (and byte-identical CSVs).
+    Wiring and synapse counts come in a fixed order from one ``numpy.random.default_rng(seed)`` and the
+    labelled subset from its own stream (module docstring), so equal arguments give equal tables (and
+    byte-identical CSVs) and ``transmitter_coverage`` changes ``predictedNt`` only.
     """
     if copies < 1:
         raise BPUInputError(f"synthetic_cx.copies must be an integer >= 1 (got {copies!r})")
     if not 0.0 <= background_density <= 0.5:
         raise BPUInputError(f"synthetic_cx.background_density must be in [0, 0.5] (got {background_density!r})")
+    if not 0.0 <= transmitter_coverage <= 1.0:
+        raise BPUInputError(f"synthetic_cx.transmitter_coverage must be in [0, 1] (got {transmitter_coverage!r})")
     rng = np.random.default_rng(seed)
     template = _template()
     per_copy = len(template)
@@ -263,8 +279,8 @@ def generate_synthetic_cx(*, copies: int, seed: int, background_density: float
         "pre": np.tile(edges["pre"].to_numpy(), copies) + offsets,
         "post": np.tile(edges["post"].to_numpy(), copies) + offsets,
         "roi": np.tile(edges["roi"].to_numpy(), copies),
-        "weight": _lognormal_counts(rng, np.tile(edges["strength"].map(_MEDIAN).to_numpy(), copies), _SIGMA,
-                                    len(edges) * copies, np.tile(edges["factor"].to_numpy(), copies)),
+        "weight": lognormal_counts(rng, np.tile(edges["strength"].map(_MEDIAN).to_numpy(), copies), SIGMA,
+                                   len(edges) * copies, np.tile(edges["factor"].to_numpy(), copies)),
     })
 
     # Weak coupling: each EPG drives the same-wedge, same-side EPG of the next copy (a ring of copies).
@@ -276,105 +292,42 @@ def generate_synthetic_cx(*, copies: int, seed: int, background_density: float
         "pre": source_copy * per_copy + np.tile(epg, copies),
         "post": target_copy * per_copy + np.tile(epg, copies),
         "roi": "EB",
-        "weight": _lognormal_counts(rng, _MEDIAN["coupling"], _SIGMA, epg.size * copies),
+        "weight": lognormal_counts(rng, _MEDIAN["coupling"], SIGMA, epg.size * copies),
     })[target_copy != source_copy]
 
-    # Sparse background: each ordered pair of distinct neurons independently with background_density.
-    cells = n * (n - 1)
-    count = int(rng.binomial(cells, background_density))
-    code = rng.choice(cells, size=count, replace=False)
-    post = code // (n - 1)
-    pre = code % (n - 1)
-    pre = pre + (pre >= post)  # skip the diagonal
-    background = pd.DataFrame({
-        "pre": pre, "post": post,
-        "roi": np.asarray(PRIMARY_ROIS)[rng.integers(0, len(PRIMARY_ROIS), size=count)],
-        "weight": _lognormal_counts(rng, _MEDIAN["background"], _BACKGROUND_SIGMA, count),
-    })
-    synapses = pd.concat([structured, coupling, background], ignore_index=True)
-
-    # Per-neuron, per-ROI counts from exactly these edges ...
-    in_cx = pd.concat([
-        pd.DataFrame({"index": synapses["pre"], "roi": synapses["roi"], "pre": synapses["weight"], "post": 0}),
-        pd.DataFrame({"index": synapses["post"], "roi": synapses["roi"], "pre": 0, "post": synapses["weight"]}),
-    ]).groupby(["index", "roi"], as_index=False)[["pre", "post"]].sum()
-    # ... plus the synapses with partners outside the CX: input for ring and LNO neurons, output for PFL3.
-    outside = _outside_synapses(rng, in_cx, types, n)
-    roi_rows = pd.concat([in_cx, outside], ignore_index=True).sort_values(["index", "roi"], ignore_index=True)
-
-    totals = roi_rows.groupby("index")[["pre", "post"]].sum().reindex(np.arange(n), fill_value=0)
+    synapses = pd.concat([structured, coupling, background_edges(rng, n, background_density, PRIMARY_ROIS)],
+                         ignore_index=True)
+    inside = edge_roi_counts(synapses)
     per_neuron = template.iloc[local].reset_index(drop=True)
-    neurons = pd.DataFrame({
-        "bodyId": body_ids,
-        "type": types,
-        "instance": ("synthetic_" + per_neuron["type"] + "_copy" + pd.Series(copy_of).astype(str) + "_"
-                     + per_neuron["suffix"]),
-        "pre": totals["pre"].to_numpy(np.int64),
-        "post": totals["post"].to_numpy(np.int64),
-        "predictedNt": per_neuron["transmitter"],
-    })
-    roi_counts = pd.DataFrame({"bodyId": body_ids[roi_rows["index"].to_numpy()], "roi": roi_rows["roi"],
-                               "pre": roi_rows["pre"].to_numpy(np.int64),
-                               "post": roi_rows["post"].to_numpy(np.int64)})
-    pairs = synapses.groupby(["pre", "post"], as_index=False)["weight"].sum()
-    connections = pd.DataFrame({"bodyId_pre": body_ids[pairs["pre"].to_numpy()],
-                                "bodyId_post": body_ids[pairs["post"].to_numpy()],
-                                "weight": pairs["weight"].to_numpy(np.int64)})
-    return neurons, roi_counts, connections
+    return export_tables(
+        body_ids=body_ids, types=types,
+        instances=("synthetic_" + per_neuron["type"] + "_copy" + pd.Series(copy_of).astype(str) + "_"
+                   + per_neuron["suffix"]),
+        labels=transmitter_labels(per_neuron["transmitter"].to_numpy(), transmitter_coverage, seed),
+        synapses=synapses, inside=inside, outside=outside_roi_rows(rng, inside, types, _OUTSIDE))
 
 
-def _outside_synapses(rng: np.random.Generator, in_cx: pd.DataFrame, types: np.ndarray, n: int) -> pd.DataFrame:
-    """Extra roi rows outside the CX so that a share in ``_OUTSIDE_SHARE`` of the ring and LNO neurons' input
-    (and of the PFL3 neurons' output) lies outside the primary ROIs: outside = ceil((in_cx + partners) * s / (1 - s)).
-    """
-    totals = in_cx.groupby("index")[["pre", "post"]].sum().reindex(np.arange(n), fill_value=0)
-    parts = []
-    for cell_type, roi, side in (("ER_ring", INPUT_ROI, "post"), ("LNO_velocity", SELF_MOTION_ROI, "post"),
-                                 ("PFL3", OUTPUT_ROI, "pre")):
-        index = np.flatnonzero(types == cell_type)
-        share = rng.uniform(*_OUTSIDE_SHARE, size=index.size)
-        partners = _lognormal_counts(rng, _OUTSIDE_PARTNER_MEDIAN, _SIGMA, index.size)
-        inside = totals[side].to_numpy()[index]
-        count = np.ceil((inside + partners) * share / (1.0 - share)).astype(np.int64)
-        other = "pre" if side == "post" else "post"
-        parts.append(pd.DataFrame({"index": index, "roi": roi, side: count, other: 0}))
-    return pd.concat(parts, ignore_index=True)
-
-
-def write_synthetic_cx(out_dir: str | Path, *, copies: int, seed: int, background_density: float) -> dict:
+def write_synthetic_cx(out_dir: str | Path, *, copies: int, seed: int, background_density: float,
+                       transmitter_coverage: float) -> dict:
     """Generate the substrate and write neurons.csv, roi_counts.csv, connections.csv and provenance.json.
 
     Returns the summary that is also stored in ``provenance.json`` under ``counts``.
     """
-    neurons, roi_counts, connections = generate_synthetic_cx(copies=copies, seed=seed,
-                                                             background_density=background_density)
-    summary = {
-        "copies": copies,
-        "neurons_per_copy": NEURONS_PER_COPY,
-        "neurons": len(neurons),
-        "roi_count_rows": len(roi_counts),
-        "connections": len(connections),
-        "synapses_in_connections": int(connections["weight"].sum()),
-        "cell_types": {str(k): int(v) for k, v in neurons["type"].value_counts(sort=False).items()},
-    }
-    provenance = {
-        "synthetic": True,
-        "source": "synthetic_cx",
-        "generator": f"{__name__}.generate_synthetic_cx",
-        "package_version": __version__,
-        "parameters": {"copies": copies, "seed": seed, "background_density": background_density},
-        "description": (
+    return write_synthetic_exports(
+        out_dir, generate_synthetic_cx,
+        {"copies": copies, "seed": seed, "background_density": background_density,
+         "transmitter_coverage": transmitter_coverage},
+        source="synthetic_cx",
+        counts={"copies": copies, "neurons_per_copy": NEURONS_PER_COPY},
+        description=(
             "SYNTHETIC DATA, not a measured connectome: a procedurally generated, central-complex-inspired "
             "ring-attractor network (ring GABA inputs and LNO-like ACh self-motion inputs onto PFNd/PEN in "
             "the noduli, both with most input outside the CX, EPG wedges, PEN +/-1 shift neurons, PEG, "
             "Delta7 cosine inhibition, PFNd/hDeltaB/FC2 fan-shaped-body columns, PFL3 outputs with most "
             "output outside the CX), lognormal synapse counts, sparse random background "
-            "edges and weak coupling between copies. Pools come from the ordinary region pool rule."),
-        "primary_rois": list(PRIMARY_ROIS),
-        "outside_rois": {"input": INPUT_ROI, "self_motion_input": SELF_MOTION_ROI, "output": OUTPUT_ROI},
-        "body_id_base": BODY_ID_BASE,
-        "counts": summary,
-    }
-    write_export_set(out_dir, neurons=neurons, roi_counts=roi_counts, connections=connections,
-                     provenance=provenance)
-    return summary
+            "edges, weak coupling between copies and transmitter labels on a random fraction of the "
+            "neurons. Pools come from the ordinary region pool rule."),
+        primary_rois=list(PRIMARY_ROIS),
+        outside_rois={"input": INPUT_ROI, "self_motion_input": SELF_MOTION_ROI, "output": OUTPUT_ROI},
+        body_id_base=BODY_ID_BASE,
+    )
