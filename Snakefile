@@ -11,11 +11,13 @@ configfile: "config.yaml"
 
 from connectome_bpu.config import validate_config
 from connectome_bpu.errors import BPUInputError
+from connectome_bpu.cross_region import condition_info, resolve_cross_region
 from connectome_bpu.experiments import resolve_experiments
 
 try:
     validate_config(config)
     EXPERIMENTS = resolve_experiments(config)
+    TRANSFER = resolve_cross_region(config, EXPERIMENTS)
 except BPUInputError as error:
     # Stop before any job (dry runs included), naming the experiment, the key, the value and what is allowed.
     raise WorkflowError(str(error)) from None
@@ -29,12 +31,14 @@ include: "rules/tasks.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 include: "rules/results.smk"
+include: "rules/cross_region.smk"
 
 
 rule all:
     default_target: True
     input:
         [experiment_targets(experiment) for experiment in EXPERIMENTS.values()],
+        CROSS_REGION_TARGETS,
 
 
 # `snakemake <experiment name>` builds one experiment.

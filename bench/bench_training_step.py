@@ -117,8 +117,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_train_step(model, u, target, reps: int, warmup: int, device) -> tuple[float, float]:
-    """(median, min) seconds of zero_grad + forward + MSE + backward + Adam step.
+def time_train_step(model, u, target, reps: int, warmup: int, device,
+                    loss=nn.functional.mse_loss) -> tuple[float, float]:
+    """(median, min) seconds of zero_grad + forward + ``loss(output, target)`` (MSE unless given) +
+    backward + Adam step.
 
     The minimum is printed beside the median because on a shared machine other processes inflate
     some repetitions (with 2 OpenMP threads on 2 busy cores a parallel region can wait a whole
@@ -130,8 +132,7 @@ def time_train_step(model, u, target, reps: int, warmup: int, device) -> tuple[f
         sync(device)
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(model(u), target)
-        loss.backward()
+        loss(model(u), target).backward()
         opt.step()
         sync(device)
         if i >= warmup:

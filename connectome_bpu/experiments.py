@@ -23,7 +23,7 @@ import copy
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from .config import cross_key_problems, schema_problems, substrate_name
@@ -34,7 +34,7 @@ from .tasks import nested_train_subset, split_plan, task_spec
 
 # Keys an experiment may not override: where results and downloads live, and the download sources
 # (one cache per release or dataset serves every experiment).
-SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments")
+SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments", "cross_region")
 # Execution settings: they decide where and how fast a job runs, never its numbers, so they are shared.
 EXECUTION_ONLY = (("training", "device"), ("training", "threads"))
 # Keys that decide how a substrate's exports, graph cache and controls are built (plus, for an embedded
@@ -56,7 +56,7 @@ _IGNORED_BY_TASK = {
 }
 UNTRAINED = "untrained"   # training variant of models that learn nothing (the mean predictor)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks")   # sibling directories under results/
+RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks", "cross_region")   # sibling directories under results/
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,9 @@ class Experiment:
     primary: str
     se_counts: tuple[int, ...]
     se_models: tuple[str, ...]
+    # (source substrate, target substrate, seed) when the substrate is the source cut or expanded to the
+    # target's size (connectome_bpu.size_match); None for a substrate as built.
+    size_match: tuple[str, str, int] | None = None
 
     @property
     def mode(self) -> str:
@@ -202,6 +205,29 @@ def _declared(config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             for entry in config["experiments"]]
 
 
+def _size_match(experiments: dict[str, Experiment]) -> list[str]:
+    """Give each size-matched experiment its own substrate, ``<source>-sized-<target>-s<seed>``, in place.
+
+    The source (the substrate as built) stays in the DAG as the input of the size-matching rule; the
+    target must be an experiment whose substrate is not size-matched itself.
+    """
+    problems = []
+    for name, experiment in list(experiments.items()):
+        match = experiment.config.get("size_match")
+        if not match:
+            continue
+        target = experiments.get(match["like"])
+        if target is None or target.config.get("size_match") or target.name == name:
+            problems.append(f"experiment '{name}': size_match.like is {match['like']!r}; expected the name of another "
+                            f"experiment whose substrate is not size-matched itself (one of "
+                            f"{', '.join(n for n, e in experiments.items() if not e.config.get('size_match')) or 'none'})")
+            continue
+        sized = f"{experiment.substrate}-sized-{target.substrate}-s{match['seed']}"
+        experiments[name] = replace(experiment, substrate=sized,
+                                    size_match=(experiment.substrate, target.substrate, int(match["seed"])))
+    return problems
+
+
 def resolve_experiments(config: Mapping[str, Any]) -> dict[str, Experiment]:
     """Every experiment of a (schema-valid) config, resolved and validated; one error lists all problems.
 
@@ -240,6 +266,8 @@ def resolve_experiments(config: Mapping[str, Any]) -> dict[str, Experiment]:
             continue
         owners.setdefault(substrate, (name, settings))
         experiments[name] = _experiment(name, resolved, substrate)
+    if not problems:
+        problems += _size_match(experiments)
     if problems:
         raise BPUInputError("invalid experiments:\n  - " + "\n  - ".join(problems))
     return experiments

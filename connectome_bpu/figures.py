@@ -221,3 +221,35 @@ def accuracy_by_phase(by_seed: pd.DataFrame, *, models: list[str], options: Figu
     ax.set_xlabel("Model")
     return _finish(fig, [ax], f"Associative recall by probe phase (bars: mean over seeds, {options.interval:.0%} t "
                               "interval; dots: seeds; bar colour = model, hatch = phase)", options, synthetic, path)
+
+
+_CONDITION_COLOURS = {"matched": "#1f4e9c", "mismatched": "#c0392b", "size_matched": "#e67e22"}
+
+
+def cross_region_success(success: pd.DataFrame, *, options: FigureOptions, synthetic: bool,
+                         path: Path | None = None) -> plt.Figure:
+    """Per task family, each condition's success (bar: mean over seeds with a t interval; dots: seeds)."""
+    families = list(dict.fromkeys(success["family"]))
+    fig, axes = plt.subplots(1, len(families), figsize=(options.width_in * 0.8 * len(families),
+                                                         options.height_in * 1.2), squeeze=False)
+    axes = list(axes[0])
+    for ax, family in zip(axes, families):
+        rows = success[success["family"] == family]
+        conditions = list(dict.fromkeys(rows["condition"]))
+        for i, condition in enumerate(conditions):
+            sub = rows[rows["condition"] == condition]
+            values = sub["value"].to_numpy(float)
+            mean, low, high = t_interval(values, options.interval)
+            ax.bar(i, mean, 0.6, color=_CONDITION_COLOURS.get(condition, "#7f7f7f"), alpha=0.6,
+                   label=condition if family == families[0] else None)
+            ax.errorbar(i, mean, yerr=[[np.nan_to_num(mean - low)], [np.nan_to_num(high - mean)]], color="black",
+                        capsize=4)
+            ax.scatter(np.full(values.size, i), values, s=14, color="black", zorder=3)
+        ax.set_xticks(range(len(conditions)),
+                      [f"{c}\n{rows.loc[rows['condition'] == c, 'substrate'].iloc[0]}" for c in conditions], fontsize=8)
+        metric = str(rows["metric"].iloc[0])
+        better = "higher" if bool(rows["higher_is_better"].iloc[0]) else "lower"
+        ax.set_ylabel(f"{metric} ({better} is better)")
+        ax.set_title(f"{family}: {rows['task'].iloc[0]}", fontsize=9)
+    return _finish(fig, axes, f"Cross-region transfer: success per condition (bar: mean over seeds, "
+                              f"{options.interval:.0%} t interval; dots: seeds)", options, synthetic, path)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BPUInputError
-from .self_motion import CONTROL_DIM, wrap_angle
+from .self_motion import CONTROL_DIM, integrate, wrap_angle
 
 LANDMARK_KEYS = ("visible_prob", "noise_std", "displacement_prob", "displacement_scale")
 CUE_DIM = 4  # cos, sin, distance / s, flag
@@ -94,7 +94,7 @@ def landmark_trajectories(controls: np.ndarray, rng: np.random.Generator,
                           settings: LandmarkSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Heading, position (each (count, T) float32) and ``jumped`` ((count, T) bool) under passive jumps.
 
-    Self-motion is integrated in float64 from the float32 controls in ``tasks._integrate``'s order
+    Self-motion is integrated in float64 from the float32 controls in ``self_motion.integrate``'s order
     (θ ← wrap(θ + ω_t), x += v cos θ, y += v sin θ), so with no jumps the path is bit-identical to the
     polar task's. Then, with probability ``displacement_prob``, the position jumps by (ρ cos φ, ρ sin φ),
     φ ~ U(−π, π), ρ ~ Rayleigh(``displacement_scale``); the heading is never changed. The state is
@@ -108,25 +108,9 @@ def landmark_trajectories(controls: np.ndarray, rng: np.random.Generator,
     jumped = rng.random(shape) < settings.displacement_prob
     direction = rng.uniform(-np.pi, np.pi, shape)
     length = rng.rayleigh(settings.displacement_scale, shape)
-    jump_x = np.where(jumped, length * np.cos(direction), 0.0).T
-    jump_y = np.where(jumped, length * np.sin(direction), 0.0).T
-
-    speed = np.ascontiguousarray(controls[:, :, 0].T, dtype=np.float64)
-    turn_rate = np.ascontiguousarray(controls[:, :, 1].T, dtype=np.float64)
-    theta_t = np.empty((T, count), dtype=np.float32)
-    x_t = np.empty((T, count), dtype=np.float32)
-    y_t = np.empty((T, count), dtype=np.float32)
-    theta = np.zeros(count)
-    x = np.zeros(count)
-    y = np.zeros(count)
-    for t in range(T):
-        theta = wrap_angle(theta + turn_rate[t])
-        x = x + speed[t] * np.cos(theta)
-        y = y + speed[t] * np.sin(theta)
-        x = x + jump_x[t]
-        y = y + jump_y[t]
-        theta_t[t], x_t[t], y_t[t] = theta, x, y
-    return (np.ascontiguousarray(theta_t.T), np.ascontiguousarray(x_t.T), np.ascontiguousarray(y_t.T), jumped)
+    displacement = (np.where(jumped, length * np.cos(direction), 0.0), np.where(jumped, length * np.sin(direction), 0.0))
+    theta, x, y = integrate(controls, displacement)
+    return theta, x, y, jumped
 
 
 def cue_inputs(theta: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,

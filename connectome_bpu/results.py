@@ -170,3 +170,24 @@ def interval_verdict(metric: str, low: float, high: float, n: int) -> str:
     if low > 0:
         return "control better" if better_if_negative else "connectome better"
     return "no clear difference"
+
+
+def sign_flip_p_value(differences: Sequence[float]) -> float:
+    """Exact two-sided paired sign-flip permutation p-value of the mean of ``differences`` (finite values).
+
+    Under the null of no difference each paired difference is as likely positive as negative, so every
+    one of the 2^n sign assignments is equally likely; p is the share whose |mean| is at least the
+    observed one. It assumes no distribution, but with n pairs it cannot go below 2 / 2^n (0.25 for three
+    seeds), which is why reports print n beside it. NaN with no finite difference.
+    """
+    values = np.asarray(differences, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return float("nan")
+    if n > 20:
+        raise ValueError(f"exact sign-flip test over {n} pairs would enumerate 2^{n} assignments; expected <= 20")
+    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    means = np.abs(signs @ values) / n
+    observed = abs(values.mean())
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))

@@ -40,7 +40,7 @@ from .landmark import (
     landmark_trajectories,
     noisy_landmark_inputs,
 )
-from .self_motion import CONTROL_DIM, heading_bin_angles, wrap_angle
+from .self_motion import CONTROL_DIM, heading_bin_angles, integrate, wrap_angle
 
 if TYPE_CHECKING:
     import torch
@@ -307,29 +307,6 @@ def _draw_controls(rng: np.random.Generator, count: int, T: int) -> np.ndarray:
     return controls.reshape(count, T, INPUT_DIM)
 
 
-def _integrate(controls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heading and position (each (count, T) float32) from θ_0 = 0 at the origin, heading updated before the move.
-
-    The recursion runs over time, vectorised over sequences, with the original's float64 operations in
-    the original's order, so every element is bit-identical to its per-sequence scalar loop.
-    """
-    count, T, _ = controls.shape
-    speed = np.ascontiguousarray(controls[:, :, 0].T, dtype=np.float64)
-    turn_rate = np.ascontiguousarray(controls[:, :, 1].T, dtype=np.float64)
-    theta_t = np.empty((T, count), dtype=np.float32)
-    x_t = np.empty((T, count), dtype=np.float32)
-    y_t = np.empty((T, count), dtype=np.float32)
-    theta = np.zeros(count)
-    x = np.zeros(count)
-    y = np.zeros(count)
-    for t in range(T):
-        theta = wrap_angle(theta + turn_rate[t])
-        x = x + speed[t] * np.cos(theta)
-        y = y + speed[t] * np.sin(theta)
-        theta_t[t], x_t[t], y_t[t] = theta, x, y
-    return (np.ascontiguousarray(theta_t.T), np.ascontiguousarray(x_t.T), np.ascontiguousarray(y_t.T))
-
-
 def _targets(spec: TaskSpec, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Targets (count, T, d_out) float32, computed in float32 from the float32 path state."""
     targets = np.empty(theta.shape + (spec.output_dim,), dtype=np.float32)
@@ -366,7 +343,7 @@ def _clean_path_set(spec: TaskSpec, seed: np.random.SeedSequence, count: int, T:
     """
     controls = _draw_controls(np.random.default_rng(seed), count, T)
     if not spec.is_landmark:
-        return controls, _targets(spec, *_integrate(controls))
+        return controls, _targets(spec, *integrate(controls))
     stream = np.random.default_rng(np.random.SeedSequence([*np.atleast_1d(seed.entropy), LANDMARK_STREAM]))
     theta, x, y, _ = landmark_trajectories(controls, stream, spec.landmark)
     cues = cue_inputs(theta, x, y, stream, spec.landmark, spec.home_distance_scale)

@@ -36,6 +36,27 @@ rule synthetic_mb:
         "../workflow_scripts/synthetic_mb.py"
 
 
+# A substrate cut or expanded to another substrate's neuron and edge count (cross-region size control).
+rule size_matched_exports:
+    input:
+        source=size_match_source_exports,
+        target=size_match_target_info,
+    output:
+        [exports(f) for f in EXPORT_FILES],
+        provenance=exports("provenance.json"),
+    wildcard_constraints:
+        substrate=one_of(SIZE_MATCHED),
+    params:
+        seed=size_match_seed,
+        code=rule_code_hash("acquire", "size_matched_exports"),
+    log:
+        substrate_log("size_matched_exports"),
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/size_matched_exports.py"
+
+
 rule local_exports:
     input:
         unpack(local_export_files),

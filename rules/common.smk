@@ -28,6 +28,11 @@ TABLES = ("metrics_by_seed.csv", "metrics_summary.csv", "loss_history.csv", "pai
 # Every substrate, task variant and training variant some experiment needs, with the settings that
 # define it. Equal identifiers have equal settings by construction (connectome_bpu.experiments).
 SUBSTRATES = {e.substrate: e.config for e in EXPERIMENTS.values()}
+# Size-matched substrates: (source substrate as built, target substrate, seed); each source is built too.
+SIZE_MATCHED = {e.substrate: e.size_match for e in EXPERIMENTS.values() if e.size_match}
+for _e in EXPERIMENTS.values():
+    if _e.size_match:
+        SUBSTRATES.setdefault(_e.size_match[0], {**_e.config, "size_match": None})
 TASKS = {e.task_variant: split_settings(e.task) for e in EXPERIMENTS.values()}
 TRAININGS = {e.training: training_params(e.config["training"]) for e in EXPERIMENTS.values()}
 TRAININGS[UNTRAINED] = {}
@@ -35,11 +40,13 @@ SPLITS = {variant: {s.filename.removesuffix(".npz"): s for s in split_plan(task)
 
 
 def substrates_from(*sources):
-    return [name for name, cfg in SUBSTRATES.items() if substrate_kind(cfg).source in sources]
+    """Substrates whose exports come from one of these sources (size-matched ones come from their source)."""
+    return [name for name, cfg in SUBSTRATES.items()
+            if substrate_kind(cfg).source in sources and name not in SIZE_MATCHED]
 
 
 def substrates_of(connectome):
-    return [name for name, cfg in SUBSTRATES.items() if cfg["connectome"] == connectome]
+    return [name for name in substrates_from("synthetic") if SUBSTRATES[name]["connectome"] == connectome]
 
 
 def one_of(names):
@@ -95,6 +102,17 @@ wildcard_constraints:
     figure=one_of(FIGURES),
     connectome=one_of(name for name, kind in KINDS.items() if kind.source == "neuprint"),
     flywire_file=r"proofread_[A-Za-z0-9_.-]+\.(npy|feather)",
+
+
+# --- cross-region transfer (an empty plan when config has no cross_region) --------------------------
+CROSS_REGION = f"{RESULTS}/cross_region"
+CROSS_REGION_CONDITIONS = [info for family in TRANSFER for info in condition_info(family, EXPERIMENTS)]
+CROSS_REGION_SIZE_MATCHED = sorted({info["substrate"] for info in CROSS_REGION_CONDITIONS
+                                    if info["substrate"] in SIZE_MATCHED})
+CROSS_REGION_TARGETS = ([f"{CROSS_REGION}/{name}" for name in ("cross_region_success_by_seed.csv",
+                                                                "cross_region_advantage.csv", "summary.md",
+                                                                "figures/cross_region_task_success.png")]
+                        if TRANSFER else [])
 
 
 # --- paths (docs/paths.md) -------------------------------------------------------------------------
@@ -283,6 +301,19 @@ def cached_source_files(wildcards):
     if substrate_kind(cfg).source == "neuprint":
         return ancient(f"{NEUPRINT_CACHE}/{cfg['connectome']}/provenance.json")
     return [ancient(f"{FLYWIRE_CACHE}/{name}") for name in FLYWIRE_FILES]
+
+
+def size_match_source_exports(wildcards):
+    source = SIZE_MATCHED[wildcards.substrate][0]
+    return [exports(name, source) for name in (*EXPORT_FILES, "provenance.json")]
+
+
+def size_match_target_info(wildcards):
+    return graph_file("matrix_info.json", SIZE_MATCHED[wildcards.substrate][1])
+
+
+def size_match_seed(wildcards):
+    return SIZE_MATCHED[wildcards.substrate][2]
 
 
 def cached_source(wildcards):

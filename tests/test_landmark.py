@@ -19,7 +19,8 @@ from connectome_bpu.landmark import (
     noisy_landmark_inputs,
     uncued_mask,
 )
-from connectome_bpu.tasks import _draw_controls, _integrate, wrap_angle
+from connectome_bpu.self_motion import integrate, wrap_angle
+from connectome_bpu.tasks import _draw_controls
 
 SCALE = 25.0  # home_distance_scale
 
@@ -51,7 +52,7 @@ def test_without_jumps_the_path_is_plain_integration():
     controls = _controls()
     theta, x, y, jumped = landmark_trajectories(controls, np.random.default_rng(1),
                                                 LandmarkSettings(displacement_prob=0.0))
-    for mine, plain in zip((theta, x, y), _integrate(controls)):
+    for mine, plain in zip((theta, x, y), integrate(controls)):
         assert mine.dtype == np.float32
         np.testing.assert_array_equal(mine, plain)
     assert not jumped.any()
@@ -61,7 +62,7 @@ def test_with_certain_jumps_every_step_jumps_and_heading_is_unchanged():
     controls = _controls()
     theta, x, y, jumped = landmark_trajectories(controls, np.random.default_rng(1),
                                                 LandmarkSettings(displacement_prob=1.0))
-    plain_theta, plain_x, plain_y = _integrate(controls)
+    plain_theta, plain_x, plain_y = integrate(controls)
     assert jumped.all()
     np.testing.assert_array_equal(theta, plain_theta)
     assert (x != plain_x).all() and (y != plain_y).all()

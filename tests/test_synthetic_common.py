@@ -14,6 +14,8 @@ from connectome_bpu.sources.synthetic_common import (
     outside_roi_rows,
     transmitter_labels,
 )
+from connectome_bpu.sources.synthetic_cx import write_synthetic_cx
+from connectome_bpu.sources.synthetic_mb import write_synthetic_mb
 
 ROIS = ("A", "B", "C")
 
@@ -67,3 +69,26 @@ def test_outside_rows_put_the_share_of_the_chosen_side_outside():
         count = rows[side].to_numpy()
         share = count / (count + inside_total.loc[rows["index"], side].to_numpy())
         assert (share >= OUTSIDE_SHARE[0]).all()
+
+
+GENERATORS = {
+    "synthetic_cx": (write_synthetic_cx, {"copies": 2, "seed": 0, "background_density": 0.01}),
+    "synthetic_mb": (write_synthetic_mb, {"projection_neurons": 24, "kenyon_cells": 200, "claws": 5,
+                                          "compartments": 4, "seed": 0, "background_density": 0.01}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_coverage_changes_the_labels_only(tmp_path, name):
+    """Labels come from their own stream: the wiring and every count are the same at any coverage."""
+    write, args = GENERATORS[name]
+    partial, full = tmp_path / "partial", tmp_path / "full"
+    write(partial, **args, transmitter_coverage=0.6)
+    write(full, **args, transmitter_coverage=1.0)
+    for table in ("connections.csv", "roi_counts.csv"):
+        assert (partial / table).read_bytes() == (full / table).read_bytes(), table
+    a, b = pd.read_csv(partial / "neurons.csv", dtype=str), pd.read_csv(full / "neurons.csv", dtype=str)
+    pd.testing.assert_frame_equal(a.drop(columns="predictedNt"), b.drop(columns="predictedNt"))
+    labelled = a["predictedNt"].notna()
+    assert 0 < labelled.sum() < len(a) and b["predictedNt"].notna().all()
+    assert (a.loc[labelled, "predictedNt"] == b.loc[labelled, "predictedNt"]).all()

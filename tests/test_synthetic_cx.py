@@ -296,18 +296,6 @@ def test_partial_coverage_labels_a_random_subset_and_leaves_auto_unsigned(tmp_pa
     assert choose_primary("auto", any_signed=True, coverage=coverage, threshold=0.95) == "unsigned"
 
 
-def test_coverage_changes_the_labels_only(tmp_path):
-    partial, full = tmp_path / "partial", tmp_path / "full"
-    write_synthetic_cx(partial, **ARGS)
-    write_synthetic_cx(full, **{**ARGS, "transmitter_coverage": 1.0})
-    for name in ("connections.csv", "roi_counts.csv"):
-        assert (partial / name).read_bytes() == (full / name).read_bytes(), name
-    a, b = pd.read_csv(partial / "neurons.csv", dtype=str), pd.read_csv(full / "neurons.csv", dtype=str)
-    pd.testing.assert_frame_equal(a.drop(columns="predictedNt"), b.drop(columns="predictedNt"))
-    labelled = a["predictedNt"].notna()
-    assert (a.loc[labelled, "predictedNt"] == b.loc[labelled, "predictedNt"]).all()
-
-
 @pytest.mark.parametrize("kwargs, key", [
     ({"copies": 0}, "copies"), ({"background_density": 0.7}, "background_density"),
     ({"transmitter_coverage": 1.5}, "transmitter_coverage"), ({"transmitter_coverage": -0.1}, "transmitter_coverage"),

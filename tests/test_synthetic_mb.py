@@ -232,18 +232,6 @@ def test_full_transmitter_coverage_signs_every_type_but_dopamine(tmp_path):
                           threshold=GRAPH["sign_coverage_threshold"]) == "signed"
 
 
-def test_coverage_changes_the_labels_only(tmp_path):
-    partial, full = tmp_path / "partial", tmp_path / "full"
-    write_synthetic_mb(partial, **ARGS)
-    write_synthetic_mb(full, **{**ARGS, "transmitter_coverage": 1.0})
-    for name in ("connections.csv", "roi_counts.csv"):
-        assert (partial / name).read_bytes() == (full / name).read_bytes(), name
-    a, b = pd.read_csv(partial / "neurons.csv", dtype=str), pd.read_csv(full / "neurons.csv", dtype=str)
-    pd.testing.assert_frame_equal(a.drop(columns="predictedNt"), b.drop(columns="predictedNt"))
-    labelled = a["predictedNt"].notna()
-    assert (a.loc[labelled, "predictedNt"] == b.loc[labelled, "predictedNt"]).all()
-
-
 def test_zero_transmitter_coverage_labels_nothing():
     neurons = generate_synthetic_mb(**{**BARE, "transmitter_coverage": 0.0})[0]
     assert (neurons["predictedNt"] == "").all()

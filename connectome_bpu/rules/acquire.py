@@ -7,10 +7,14 @@ Every source writes the same export schema plus ``provenance.json``; downloads l
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..sources import promote_cached_exports
+from ..atomic import read_json
+from ..exports import load_exports
+from ..size_match import size_match_exports
+from ..sources import PROVENANCE_FILE, promote_cached_exports, write_export_set
 from ..sources.download import ExpectedFile, fetch
 from ..sources.flywire import file_url, write_flywire_exports
 from ..sources.local import import_local_exports
@@ -35,6 +39,21 @@ def synthetic_mb(smk: Any) -> None:
     """The embedded mushroom-body-like substrate, generated from its settings (``synthetic_mb`` in config)."""
     summary = write_synthetic_mb(_exports_dir(smk), **smk.params.settings)
     LOG.info("exports written to %s: %s", _exports_dir(smk), summary)
+
+
+def size_matched_exports(smk: Any) -> None:
+    """The source substrate's exports cut or expanded to the target substrate's neuron and edge count."""
+    source_dir = Path(smk.input.source[0]).parent
+    target = read_json(smk.input.target)
+    neurons, roi_counts, connections, record = size_match_exports(
+        load_exports(source_dir), target_neurons=int(target["N"]), target_edges=int(target["unsigned_edge_count"]),
+        seed=int(smk.params.seed))
+    provenance = read_json(source_dir / PROVENANCE_FILE)
+    provenance["size_match"] = {"source_exports": str(source_dir), "target_matrix_info": str(smk.input.target),
+                                "seed": int(smk.params.seed), **asdict(record)}
+    write_export_set(_exports_dir(smk), neurons=neurons, roi_counts=roi_counts, connections=connections,
+                     provenance=provenance)
+    LOG.info("size-matched exports written to %s: %s", _exports_dir(smk), record)
 
 
 def local_exports(smk: Any) -> None:

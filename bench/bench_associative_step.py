@@ -1,0 +1,220 @@
+"""Training-step benchmark of the mushroom-body associative task: this project's runtime against a
+reference-style runtime that rebuilds and coalesces its COO matrix at every timestep.
+
+What: seconds of one training step (zero_grad, forward, the pipeline's masked BCE-with-logits loss
+over the 12 query steps of 21, backward, Adam step; no gradient-norm clipping) and the peak memory of
+that step's process, at hemibrain-MB size: a random graph of 11,690 neurons and 1,277,773 edges
+(``random_connectome``, spectral radius 0.95), batch 64 episodes of the real task data
+(``connectome_bpu.associative.split_arrays``: T 21, input 67 = 64 odour features + 3 flags, 1 logit).
+
+Why: the original benchmark's associative model trains one value per edge by rebuilding a COO tensor
+from (indices, values) and calling ``.coalesce()`` at every timestep, then multiplies
+``torch.sparse.mm(W, h.T).T``; this project claims its observed-mode runtime (trainable values on a
+fixed CSR support, transpose precomputed, no rebuild) is at least 10x faster per step on 2 CPU
+cores. This script measures that claim on the machine it runs on, beside the frozen core and the
+configuration the pipeline actually trains.
+
+Cases (``--cases``, comma-separated; all by default):
+  reference       reference-style (re-implemented here, see ``ReferenceAssociative``): state (B, N),
+                  h <- min(ReLU(W h + W_in x_t + b), 5), one recurrent step per input step, input to
+                  and scalar readout from all N neurons, W rebuilt and coalesced every timestep
+  observed_all    project, the same computation: BPU observed, sparse runtime, all N neurons as sensory
+                  and output pools, K 1; it has no state clip at 5 and skips W @ h while h is 0 (t = 0)
+  frozen_all      as observed_all with a frozen core
+  observed_pools  project as the pipeline runs the family on the hemibrain MB: random pools of 582
+                  sensory / 269 output neurons, K 3, runtime auto
+  frozen_pools    as observed_pools with a frozen core
+
+Every case runs in its own subprocess (``child_steps.in_subprocess``), so its peak is its own: peak
+RSS of that process on CPU (interpreter, torch and the loaded graph included; the RSS before the
+steps is printed beside it), ``torch.cuda.max_memory_allocated`` on CUDA. Each case does one warm-up
+step, then ``--reps`` timed steps; median and minimum are printed (the minimum is the better estimate
+of the uncontended cost on a shared machine), with the load average before and after.
+
+Usage: python bench/bench_associative_step.py [--device cpu|cuda] [--threads 2] [--reps 3]
+                                              [--cases reference,observed_all,...]
+
+A benchmark, not a test: it asserts nothing and its numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connectome_bpu.associative import AssociativeSpec, split_arrays  # noqa: E402
+from connectome_bpu.models import BPU, trainable_parameter_count  # noqa: E402
+
+from bench_training_step import THREADS, _rss_kib, load, pools, random_connectome, time_train_step
+from child_steps import comma_choices, in_subprocess, parse_or_run_child
+
+N_NEURONS, N_EDGES, RHO = 11_690, 1_277_773, 0.95   # hemibrain mushroom body (MB(R), MB(L))
+N_SENSORY, N_OUTPUT, K_PIPELINE = 582, 269, 3        # pool sizes and K the pipeline uses on the hemibrain MB
+BATCH = 64
+SPEC = AssociativeSpec()                             # T 21, input 67, 1 logit
+DATA_SEED, SPLIT_SEED = 12345, 1
+GRAPH_SEED, POOL_SEED, INIT_SEED = 6, 7, 0
+STATE_CLIP = 5.0                                     # the reference model's ceiling on the state
+WARMUP = 1
+
+
+class ReferenceAssociative(nn.Module):
+    """The original benchmark's associative model, re-written here for comparison.
+
+    Per timestep (h = 0 at the start): W is rebuilt as a COO tensor from the fixed indices and the
+    trainable values and coalesced; h <- min(ReLU(W h + W_in x_t + b_in), 5) with
+    ``torch.sparse.mm(W, h.T).T``; y_t = W_out h + b_out over all N neurons. The adapters are drawn in
+    the same order and from the same bounds as ``BPU``'s, so after the same seed both start equal.
+    """
+
+    def __init__(self, W: sp.csr_matrix, d_in: int, device: torch.device):
+        super().__init__()
+        self.n = W.shape[0]
+        coo = W.tocoo()
+        self.register_buffer("indices", torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)).to(device))
+        self.values = nn.Parameter(torch.from_numpy(coo.data).to(device))
+        w_in = torch.empty(self.n, d_in).uniform_(-d_in**-0.5, d_in**-0.5)
+        w_out = torch.empty(1, self.n).uniform_(-self.n**-0.5, self.n**-0.5)
+        self.W_in = nn.Parameter(w_in.to(device))
+        self.b_in = nn.Parameter(torch.zeros(self.n, device=device))
+        self.W_out = nn.Parameter(w_out.to(device))
+        self.b_out = nn.Parameter(torch.zeros(1, device=device))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        h = u.new_zeros(u.shape[0], self.n)
+        ys = []
+        for t in range(u.shape[1]):
+            W = torch.sparse_coo_tensor(self.indices, self.values, (self.n, self.n),
+                                        check_invariants=False).coalesce()
+            h = torch.relu(torch.sparse.mm(W, h.T).T + u[:, t] @ self.W_in.T + self.b_in).clamp(max=STATE_CLIP)
+            ys.append(h @ self.W_out.T + self.b_out)
+        return torch.stack(ys, dim=1)
+
+
+def _project(train_mode: str, runtime: str, on_pools: bool):
+    """Builder of a project BPU: random pools and K 3 (``on_pools``) or all N neurons in and out, K 1."""
+    def build(W: sp.csr_matrix, device: torch.device) -> BPU:
+        if on_pools:
+            sensory, output = pools(N_NEURONS, N_SENSORY, N_OUTPUT, seed=POOL_SEED)
+            K = K_PIPELINE
+        else:
+            sensory = output = np.arange(N_NEURONS)
+            K = 1
+        return BPU(W, sensory, output, K=K, input_dim=SPEC.input_dim, output_dim=SPEC.output_dim,
+                   train_mode=train_mode, runtime=runtime, device=device)
+    return build
+
+
+# name: (label, builder(W, device) -> model)
+CASES = {
+    "reference": ("reference-style COO rebuild+coalesce/step, all N, K 1",
+                  lambda W, device: ReferenceAssociative(W, SPEC.input_dim, device)),
+    "observed_all": ("project observed CSR, all N, K 1 (no clip)", _project("observed", "sparse", False)),
+    "frozen_all": ("project frozen CSR, all N, K 1 (no clip)", _project("frozen", "sparse", False)),
+    "observed_pools": (f"project observed, pools {N_SENSORY}/{N_OUTPUT}, K {K_PIPELINE}",
+                       _project("observed", "auto", True)),
+    "frozen_pools": (f"project frozen, pools {N_SENSORY}/{N_OUTPUT}, K {K_PIPELINE}",
+                     _project("frozen", "auto", True)),
+}
+
+
+def query_bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The pipeline's training loss: mean BCE-with-logits over the query steps."""
+    total, count = SPEC.loss_sums(pred, target)
+    return total / count
+
+
+# ---------------------------------------------------------------------------------------------------
+# child side: one case per process
+# ---------------------------------------------------------------------------------------------------
+
+def run_step(case: str, folder: Path) -> str:
+    """Build one case's model on the saved graph, time its training steps, return one JSON line."""
+    settings = json.loads((folder / "settings.json").read_text())
+    torch.set_num_threads(settings["threads"])
+    device = torch.device(settings["device"])
+    W = sp.load_npz(folder / "graph.npz")
+    torch.manual_seed(INIT_SEED)
+    model = CASES[case][1](W, device)
+    del W
+    data = split_arrays(SPEC, np.random.SeedSequence(SPLIT_SEED), DATA_SEED, BATCH)
+    u, target = (torch.from_numpy(data[key]).to(device) for key in ("inputs", "targets"))
+    cuda = device.type == "cuda"
+    before = torch.cuda.memory_allocated(device) / 2**20 if cuda else _rss_kib("VmRSS") / 1024
+    median, low = time_train_step(model, u, target, settings["reps"], WARMUP, device, loss=query_bce)
+    runtime = getattr(model, "runtime", "coo")
+    return json.dumps({
+        "median": median, "min": low, "before_mib": before, "runtime": runtime,
+        "trainable": trainable_parameter_count(model),
+        "gpu_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None,
+    })
+
+
+# ---------------------------------------------------------------------------------------------------
+# parent side
+# ---------------------------------------------------------------------------------------------------
+
+def print_table(rows: list[tuple[str, dict, float]], cuda: bool) -> None:
+    memory = ("GPU alloc before MiB", "GPU peak MiB") if cuda else ("RSS before steps MiB", "peak RSS MiB")
+    print(f"{'case':<54} {'runtime':>7} {'trainable':>10} {'median s/step':>13} {'min s/step':>10} "
+          f"{memory[0]:>20} {memory[1]:>12} {'speed-up median':>15} {'speed-up min':>12}")
+    reference = next((result for name, result, _ in rows if name == "reference"), None)
+    for name, result, peak in rows:
+        if reference is None:
+            ratios = f"{'-':>15} {'-':>12}"
+        else:
+            ratios = f"{reference['median'] / result['median']:14.1f}x {reference['min'] / result['min']:11.1f}x"
+        print(f"{CASES[name][0]:<54} {result['runtime']:>7} {result['trainable']:>10,} {result['median']:13.3f} "
+              f"{result['min']:10.3f} {result['before_mib']:20.0f} {peak:12.0f} {ratios}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch CPU threads in every case")
+    parser.add_argument("--reps", type=int, default=3, help="timed training steps per case (after 1 warm-up)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
+    args = parse_or_run_child(parser, run_step)
+    if args is None:
+        return
+    cases = comma_choices(parser, args.cases, CASES, "case")
+    cuda = torch.device(args.device).type == "cuda"
+    started = time.perf_counter()
+    print(f"{os.cpu_count()} CPUs, {load()} before")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_associative_") as root:
+        folder = Path(root)
+        W = random_connectome(N_NEURONS, N_EDGES, seed=GRAPH_SEED, rho=RHO)
+        sp.save_npz(folder / "graph.npz", W, compressed=False)
+        (folder / "settings.json").write_text(json.dumps({"device": args.device, "threads": args.threads,
+                                                          "reps": args.reps}))
+        print(f"== Associative training step: N={N_NEURONS}, nnz={W.nnz}, density={W.nnz / N_NEURONS**2:.3%}, "
+              f"B={BATCH}, T={SPEC.T}, d_in={SPEC.input_dim}, d_out={SPEC.output_dim}, device={args.device}, "
+              f"threads={args.threads}, {WARMUP} warm-up + {args.reps} timed steps per case "
+              f"(graph built in {time.perf_counter() - started:.1f} s)")
+        del W
+        for case in cases:
+            result, rss = in_subprocess(__file__, case, folder)
+            peak = result["gpu_peak_mib"] if cuda else rss
+            rows.append((case, result, peak))
+            print(f"{case}: median {result['median']:.3f} s/step, {peak:.0f} MiB peak", file=sys.stderr, flush=True)
+    print_table(rows, cuda)
+    print(f"Loss: mean BCE over the {SPEC.per_episode * 2} query steps (AssociativeSpec.loss_sums). The reference "
+          f"clips the state at {STATE_CLIP:g} and multiplies W @ h at t = 0 too; the project cases do neither.")
+    print(f"(finished in {time.perf_counter() - started:.0f} s with {load()})")
+
+
+if __name__ == "__main__":
+    main()
