@@ -41,6 +41,7 @@ PANELS = {
 # Bars of the associative accuracy figure: which probe steps each accuracy counts.
 ACCURACY_PHASES = [("initial_probe_accuracy", "initial probe"), ("reversal_probe_accuracy", "final probe (all)"),
                    ("reversed_odour_accuracy", "final probe (reversed odours)")]
+HATCHES = ("", "//", "xx")
 _FAMILY_COLOURS = {"cx_bpu": "#1f4e9c", "connectome_bpu": "#1f4e9c", "random": "#d95f02",
                    "degree_shuffle": "#7570b3", "weight_shuffle": "#e7298a", "no_recurrence": "#66a61e",
                    "gru": "#7f7f7f", "gru_matched": "#b3b3b3", "mean_predictor": "#000000"}
@@ -210,10 +211,12 @@ def accuracy_by_phase(by_seed: pd.DataFrame, *, models: list[str], options: Figu
             mean, low, high = t_interval(values, options.interval)
             x = i + (j - (len(ACCURACY_PHASES) - 1) / 2) * width
             ax.bar(x, mean, width * 0.9, color=model_style(model)["color"], alpha=0.35 + 0.25 * j,
-                   edgecolor="black", linewidth=0.5, hatch=("", "//", "xx")[j], label=phase if i == 0 else None)
+                   edgecolor="black", linewidth=0.5, hatch=HATCHES[j])
             ax.errorbar(x, mean, yerr=[[np.nan_to_num(mean - low)], [np.nan_to_num(high - mean)]], color="black",
                         capsize=3, linewidth=1)
             ax.scatter(np.full(values.size, x), values, s=10, color="black", zorder=3)
+    for j, (_, phase) in enumerate(ACCURACY_PHASES):   # legend swatches in grey: colour is the model
+        ax.bar(np.nan, np.nan, color="#d9d9d9", edgecolor="black", linewidth=0.5, hatch=HATCHES[j], label=phase)
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     ax.set_xticks(range(len(present)), present, rotation=20, ha="right")
     ax.set_ylim(0, 1.02)

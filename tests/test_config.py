@@ -175,3 +175,22 @@ def test_short_form_selects_the_task_of_the_one_experiment(workdir: Path):
     proc = run_snakemake(workdir, "-n", "--config", "task={name: cartesian}")
     assert "results/experiments/synthetic_cx_cartesian_frozen/summary.md" in proc.stdout
     assert "results/tasks/cartesian-" in proc.stdout
+
+
+@pytest.mark.parametrize("task, message", [
+    ({"associative": {"per_episode": 70}}, r"task\.associative\.per_episode is 70; expected an integer between 1 and "
+                                           r"task\.associative\.odours \(64\)"),
+    ({"associative": {"reversals": 7}}, r"task\.associative\.reversals is 7; expected an integer between 1 and "
+                                        r"task\.associative\.per_episode \(6\)"),
+    ({"associative": {"sparsity": 0}}, r"task\.associative\.sparsity"),
+    ({"associative": {"sparsity": 1.5}}, r"task\.associative\.sparsity"),
+    ({"landmark": {"visible_prob": 1.5}}, r"task\.landmark\.visible_prob"),
+    ({"landmark": {"displacement_scale": -1}}, r"task\.landmark\.displacement_scale"),
+])
+def test_unsatisfiable_episode_specs_stop_before_any_job(task, message):
+    """Each family's knobs are checked with the rest of the config, naming the experiment and the key."""
+    name = "mb_associative" if "associative" in task else "cx_landmark_bump"
+    config = copy.deepcopy(BASE)
+    config["experiments"] = [{"name": "family", "task": {"name": name, **task}}]
+    with pytest.raises(BPUInputError, match=rf"experiment 'family'.*{message}"):
+        _validated(config)

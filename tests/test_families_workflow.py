@@ -57,7 +57,7 @@ def test_the_plan_builds_shared_artifacts_once(run):
     assert plan["synthetic_cx"] == plan["synthetic_mb"] == plan["size_matched_exports"] == 1, plan
     assert plan["matrices"] == 3 and plan["cross_region"] == 1, plan
     assert plan["control"] == len(CONTROLS) * 2, plan      # assoc_mb's, two seeds
-    assert plan["task_split"] == 3 + 2 + 3 + 2, plan       # associative: train/val/test; landmark: 2 + test T + noise
+    assert plan["task_split"] == 3 + 6, plan   # associative: train/val/test; landmark: train/val, 2 test T, 2 noise
 
 
 def test_associative_family_tables_figures_and_summary(run):
@@ -70,7 +70,7 @@ def test_associative_family_tables_figures_and_summary(run):
         assert by_seed[column].between(0, 1).all(), column
     assert (by_seed.loc[by_seed["model"] == "no_recurrence", "reversal_probe_accuracy"] < 0.8).all()
     paired = pd.read_csv(results / "paired_differences.csv")
-    assert set(paired["model"]) >= set(CONTROLS) and "reversal_probe_accuracy" in set(paired["metric"])
+    assert set(paired["control"]) >= set(CONTROLS) and "reversal_probe_accuracy" in set(paired["metric"])
     summary = (results / "summary.md").read_text()
     assert "synthetic_mb" in summary and "SYNTHETIC" in summary and "reversal_probe_accuracy" in summary
     for name in ("loss_curve", "accuracy_by_phase", "sample_efficiency"):
