@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +35,34 @@ def deep_update(base: dict, extra: dict) -> dict:
         else:
             base[key] = value
     return base
+
+
+def support_adjacency(neurons: pd.DataFrame, connections: pd.DataFrame) -> sp.csr_matrix:
+    """Binary support of an export with rows = pre, columns = post (edge direction pre -> post)."""
+    ids = neurons["bodyId"].to_numpy()
+    pre = np.searchsorted(ids, connections["bodyId_pre"].to_numpy())
+    post = np.searchsorted(ids, connections["bodyId_post"].to_numpy())
+    return sp.csr_matrix((np.ones(pre.size), (pre, post)), shape=(ids.size, ids.size))
+
+
+def outside_roi_counts(exports, primary_rois) -> pd.DataFrame:
+    """Check that an export's roi_counts agree with its connections and neuron totals; return its rows
+    outside the primary ROIs (with each neuron's type), which the pool rule reads as outside input/output.
+
+    Inside the primary ROIs a neuron's pre/post counts equal its summed outgoing/incoming edge weights,
+    and over all ROIs they equal its totals in neurons.csv.
+    """
+    neurons, roi_counts, connections = exports.neurons, exports.roi_counts, exports.connections
+    inside = roi_counts[roi_counts["roi"].isin(primary_rois)].groupby("bodyId")[["pre", "post"]].sum()
+    inside = inside.reindex(neurons["bodyId"], fill_value=0)
+    out_weight = connections.groupby("bodyId_pre")["weight"].sum().reindex(neurons["bodyId"], fill_value=0)
+    in_weight = connections.groupby("bodyId_post")["weight"].sum().reindex(neurons["bodyId"], fill_value=0)
+    np.testing.assert_array_equal(inside["pre"].to_numpy(), out_weight.to_numpy())
+    np.testing.assert_array_equal(inside["post"].to_numpy(), in_weight.to_numpy())
+    totals = roi_counts.groupby("bodyId")[["pre", "post"]].sum().reindex(neurons["bodyId"], fill_value=0)
+    np.testing.assert_array_equal(totals["pre"].to_numpy(), neurons["pre"].to_numpy())
+    np.testing.assert_array_equal(totals["post"].to_numpy(), neurons["post"].to_numpy())
+    return roi_counts[~roi_counts["roi"].isin(primary_rois)].merge(neurons[["bodyId", "type"]], on="bodyId")
 
 
 def write_config(workdir: Path, overrides: dict | None = None) -> Path:

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 
 from connectome_bpu import figures  # noqa: E402
@@ -169,3 +169,35 @@ def test_sample_efficiency_has_a_log_count_axis_and_one_series_per_model():
         for low, high in _bar_ranges(bars["random"]):
             assert high - low == pytest.approx(2 * HALF_3, rel=3e-4)
         assert [t.get_text() for t in ax.get_xticklabels()] == ["12", "48"]
+
+
+def test_accuracy_by_phase_draws_mean_bars_with_seed_dots_and_a_chance_line():
+    rows = [{"model": model, "seed": seed, "split": "test", "initial_probe_accuracy": 0.6 + 0.1 * seed,
+             "reversal_probe_accuracy": 0.5, "reversed_odour_accuracy": 0.2 * seed}
+            for model in ("connectome_bpu", "random") for seed in (0, 1, 2)]
+    fig = figures.accuracy_by_phase(pd.DataFrame(rows), models=["connectome_bpu", "random", "absent"],
+                                    options=figures.FigureOptions(), synthetic=False)
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches if not math.isnan(p.get_height()))
+    assert heights == sorted([0.7, 0.5, 0.2] * 2)          # one bar per (model, phase), at the seed mean
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["connectome_bpu", "random"]
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(dots) == 6 and all(len(c.get_offsets()) == 3 for c in dots)                  # seed dots
+    assert any(list(line.get_ydata()) == [0.5, 0.5] for line in ax.lines)                     # chance
+    assert "chance 0.5" in ax.get_ylabel()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [p for _, p in figures.ACCURACY_PHASES]
+
+
+def test_cross_region_figure_has_one_panel_per_family_and_the_metric_direction():
+    rows = [{"family": family, "condition": condition, "substrate": f"s_{condition}", "task": task, "seed": seed,
+             "metric": metric, "value": value + seed, "higher_is_better": higher}
+            for family, task, metric, higher in (("associative", "mb_associative", "reversal_probe_accuracy", True),
+                                                 ("path", "cx_polar_bump", "heading_bump_angular_error", False))
+            for condition, value in (("matched", 1.0), ("mismatched", 2.0)) for seed in (0, 1)]
+    fig = figures.cross_region_success(pd.DataFrame(rows), options=figures.FigureOptions(), synthetic=True)
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_ylabel() == "reversal_probe_accuracy (higher is better)"
+    assert fig.axes[1].get_ylabel() == "heading_bump_angular_error (lower is better)"
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["matched\ns_matched", "mismatched\ns_mismatched"]
+    assert sorted(p.get_height() for p in fig.axes[0].patches) == [1.5, 2.5]
+    assert "SYNTHETIC" in fig.get_suptitle()

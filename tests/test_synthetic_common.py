@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.sources.synthetic_common import (
     OUTSIDE_SHARE,
     background_edges,
@@ -92,3 +93,16 @@ def test_coverage_changes_the_labels_only(tmp_path, name):
     labelled = a["predictedNt"].notna()
     assert 0 < labelled.sum() < len(a) and b["predictedNt"].notna().all()
     assert (a.loc[labelled, "predictedNt"] == b.loc[labelled, "predictedNt"]).all()
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_same_arguments_give_byte_identical_files(tmp_path, name):
+    write, args = GENERATORS[name]
+    first, again, other = tmp_path / "first", tmp_path / "again", tmp_path / "other_seed"
+    write(first, **args, transmitter_coverage=0.6)
+    write(again, **args, transmitter_coverage=0.6)
+    write(other, **{**args, "seed": 1}, transmitter_coverage=0.6)
+    for table in (*EXPORT_FILES, "provenance.json"):
+        assert (again / table).read_bytes() == (first / table).read_bytes(), table
+    assert (other / "connections.csv").read_bytes() != (first / "connections.csv").read_bytes()
+    assert sorted(p.name for p in again.iterdir()) == sorted((*EXPORT_FILES, "provenance.json"))

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import outside_roi_counts
+from conftest import support_adjacency as adjacency
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from connectome_bpu.depth import estimate_k
@@ -23,7 +25,6 @@ from connectome_bpu.signs import (
     neuron_signs,
     sign_coverage,
 )
-from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.sources.synthetic_cx import (
     NEURONS_PER_COPY,
     PRIMARY_ROIS,
@@ -58,26 +59,6 @@ def outside_fractions(neurons: pd.DataFrame, roi_counts: pd.DataFrame) -> tuple[
     outside_input = np.clip((post - inside["post"].to_numpy()) / np.maximum(post, 1), 0, 1)
     outside_output = np.clip((pre - inside["pre"].to_numpy()) / np.maximum(pre, 1), 0, 1)
     return outside_input, outside_output
-
-
-def adjacency(neurons: pd.DataFrame, connections: pd.DataFrame) -> sp.csr_matrix:
-    """Binary support with rows = pre, columns = post (edge direction pre -> post)."""
-    ids = neurons["bodyId"].to_numpy()
-    pre = np.searchsorted(ids, connections["bodyId_pre"].to_numpy())
-    post = np.searchsorted(ids, connections["bodyId_post"].to_numpy())
-    return sp.csr_matrix((np.ones(pre.size), (pre, post)), shape=(ids.size, ids.size))
-
-
-def test_same_arguments_give_byte_identical_files(tmp_path, written):
-    out, _, _ = written
-    again = tmp_path / "again"
-    write_synthetic_cx(again, **ARGS)
-    for name in (*EXPORT_FILES, "provenance.json"):
-        assert (again / name).read_bytes() == (out / name).read_bytes(), name
-    other = tmp_path / "other_seed"
-    write_synthetic_cx(other, **{**ARGS, "seed": 1})
-    assert (other / "connections.csv").read_bytes() != (out / "connections.csv").read_bytes()
-    assert sorted(p.name for p in again.iterdir()) == sorted((*EXPORT_FILES, "provenance.json"))
 
 
 def test_size_scales_with_copies():
@@ -132,18 +113,8 @@ def test_provenance_says_synthetic(written):
 
 def test_roi_counts_are_consistent_with_connections(written):
     _, _, loaded = written
-    neurons, roi_counts, connections = loaded.neurons, loaded.roi_counts, loaded.connections
-    inside = roi_counts[roi_counts["roi"].isin(PRIMARY_ROIS)].groupby("bodyId")[["pre", "post"]].sum()
-    inside = inside.reindex(neurons["bodyId"], fill_value=0)
-    out_weight = connections.groupby("bodyId_pre")["weight"].sum().reindex(neurons["bodyId"], fill_value=0)
-    in_weight = connections.groupby("bodyId_post")["weight"].sum().reindex(neurons["bodyId"], fill_value=0)
-    np.testing.assert_array_equal(inside["pre"].to_numpy(), out_weight.to_numpy())
-    np.testing.assert_array_equal(inside["post"].to_numpy(), in_weight.to_numpy())
-    totals = roi_counts.groupby("bodyId")[["pre", "post"]].sum().reindex(neurons["bodyId"], fill_value=0)
-    np.testing.assert_array_equal(totals["pre"].to_numpy(), neurons["pre"].to_numpy())
-    np.testing.assert_array_equal(totals["post"].to_numpy(), neurons["post"].to_numpy())
+    outside = outside_roi_counts(loaded, PRIMARY_ROIS)
     # Outside the CX: only ring input (BU), LNO self-motion input (LAL) and PFL3 output (LAL).
-    outside = roi_counts[~roi_counts["roi"].isin(PRIMARY_ROIS)].merge(neurons[["bodyId", "type"]], on="bodyId")
     assert set(map(tuple, outside[["type", "roi"]].drop_duplicates().to_numpy())) == {
         ("ER_ring", "BU"), ("LNO_velocity", "LAL"), ("PFL3", "LAL")}
     assert (outside.loc[outside["type"].isin(["ER_ring", "LNO_velocity"]), "pre"] == 0).all()

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
+from conftest import outside_roi_counts
+from conftest import support_adjacency as adjacency
 from scipy.sparse.csgraph import breadth_first_order
 
 from connectome_bpu.depth import estimate_k
@@ -19,7 +21,6 @@ from connectome_bpu.exports import load_exports
 from connectome_bpu.graph import build_matrices, load_primary, raw_adjacency
 from connectome_bpu.pools import assign_region_pools, pool_indices
 from connectome_bpu.signs import choose_primary, neuron_signs, sign_coverage
-from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.sources.synthetic_mb import (
     BODY_ID_BASE,
     PRIMARY_ROIS,
@@ -54,26 +55,6 @@ def typed(neurons: pd.DataFrame, connections: pd.DataFrame) -> pd.DataFrame:
     return (connections
             .merge(ends.add_suffix("_pre"), on="bodyId_pre")
             .merge(ends.add_suffix("_post"), on="bodyId_post"))
-
-
-def adjacency(neurons: pd.DataFrame, connections: pd.DataFrame) -> sp.csr_matrix:
-    """Binary support with rows = pre, columns = post (edge direction pre -> post)."""
-    ids = neurons["bodyId"].to_numpy()
-    pre = np.searchsorted(ids, connections["bodyId_pre"].to_numpy())
-    post = np.searchsorted(ids, connections["bodyId_post"].to_numpy())
-    return sp.csr_matrix((np.ones(pre.size), (pre, post)), shape=(ids.size, ids.size))
-
-
-def test_same_arguments_give_byte_identical_files(tmp_path, written):
-    out, _, _ = written
-    again = tmp_path / "again"
-    write_synthetic_mb(again, **ARGS)
-    for name in (*EXPORT_FILES, "provenance.json"):
-        assert (again / name).read_bytes() == (out / name).read_bytes(), name
-    other = tmp_path / "other_seed"
-    write_synthetic_mb(other, **{**ARGS, "seed": 1})
-    assert (other / "connections.csv").read_bytes() != (out / "connections.csv").read_bytes()
-    assert sorted(p.name for p in again.iterdir()) == sorted((*EXPORT_FILES, "provenance.json"))
 
 
 def test_schema_ids_and_labels(written):
@@ -167,17 +148,7 @@ def test_compartment_wiring(bare):
 
 def test_roi_counts_are_consistent_with_connections(written):
     _, _, loaded = written
-    neurons, roi_counts, connections = loaded.neurons, loaded.roi_counts, loaded.connections
-    inside = roi_counts[roi_counts["roi"].isin(PRIMARY_ROIS)].groupby("bodyId")[["pre", "post"]].sum()
-    inside = inside.reindex(neurons["bodyId"], fill_value=0)
-    out_weight = connections.groupby("bodyId_pre")["weight"].sum().reindex(neurons["bodyId"], fill_value=0)
-    in_weight = connections.groupby("bodyId_post")["weight"].sum().reindex(neurons["bodyId"], fill_value=0)
-    np.testing.assert_array_equal(inside["pre"].to_numpy(), out_weight.to_numpy())
-    np.testing.assert_array_equal(inside["post"].to_numpy(), in_weight.to_numpy())
-    totals = roi_counts.groupby("bodyId")[["pre", "post"]].sum().reindex(neurons["bodyId"], fill_value=0)
-    np.testing.assert_array_equal(totals["pre"].to_numpy(), neurons["pre"].to_numpy())
-    np.testing.assert_array_equal(totals["post"].to_numpy(), neurons["post"].to_numpy())
-    outside = roi_counts[~roi_counts["roi"].isin(PRIMARY_ROIS)].merge(neurons[["bodyId", "type"]], on="bodyId")
+    outside = outside_roi_counts(loaded, PRIMARY_ROIS)
     assert set(map(tuple, outside[["type", "roi"]].drop_duplicates().to_numpy())) == {
         ("PN", "AL"), ("DAN", "SMP"), ("MBON", "SMP")}
     assert (outside.loc[outside["type"].isin(["PN", "DAN"]), "pre"] == 0).all()
