@@ -30,9 +30,11 @@ ALL_CONTROLS = "every_control"  # never trained; only its controls (first seed o
 
 
 def _config(seeds: list[int], data_seed: int = 12345) -> dict:
-    return {"seeds": seeds, "task": {"sample_efficiency_fractions": [1.0], "data_seed": data_seed},
-            "experiments": [{"name": TRAINED},
-                            {"name": ALL_CONTROLS, **DEFAULT_MODELS_OVERRIDES, "seeds": seeds[:1]}]}
+    # Both experiments share one substrate (its settings are top-level), so every control lands in one place.
+    substrate = {"synthetic_cx": DEFAULT_MODELS_OVERRIDES["synthetic_cx"]}
+    models = {k: v for k, v in DEFAULT_MODELS_OVERRIDES.items() if k not in substrate}
+    return {"seeds": seeds, "task": {"sample_efficiency_fractions": [1.0], "data_seed": data_seed}, **substrate,
+            "experiments": [{"name": TRAINED}, {"name": ALL_CONTROLS, **models, "seeds": seeds[:1]}]}
 
 
 SEEDS, OTHER_SEED, OTHER_DATA_SEED = [0, 1], 2, 54321

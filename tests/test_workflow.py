@@ -16,7 +16,7 @@ import yaml
 
 from conftest import (DEFAULT_MODELS_OVERRIDES, experiment_dir, job_counts, job_dir, only_experiment,
                       run_snakemake, write_config)
-from connectome_bpu.figures import FIGURES
+from connectome_bpu.figures import PATH_FIGURES
 from connectome_bpu.model_names import is_trained
 from connectome_bpu.tasks import split_plan
 
@@ -32,7 +32,7 @@ ARTIFACTS = [
     RUN / "metrics_by_seed.csv", RUN / "metrics_summary.csv", RUN / "loss_history.csv", RUN / "summary.md",
     RUN / "paired_differences.csv", RUN / "sample_efficiency_by_seed.csv", RUN / "run_manifest.json",
     RUN / "reports/data_validation.md", RUN / "reports/bpu_validation.md", RUN / "reports/control_validation.md",
-    *(RUN / f"figures/{name}.png" for name in FIGURES),
+    *(RUN / f"figures/{name}.png" for name in PATH_FIGURES),
 ]
 # The default models on the fully labelled synthetic_cx (signed under signed_policy auto: Dale controls on).
 DEFAULT_MODELS = {"cx_bpu", "no_recurrence", "random", "degree_shuffle", "weight_shuffle", "random_dale",
@@ -151,7 +151,7 @@ def test_figure_option_reruns_only_figures(finished_run: Path) -> None:
     """Only the figure jobs rerun (plus the run manifest, which records the figures' checksums)."""
     override = _override(finished_run, {"figures": {"dpi": 80}})
     plan = job_counts(run_snakemake(finished_run, "-n", "--configfile", str(override)).stdout)
-    assert plan == {"figure": len(FIGURES), "manifest": 1, "all": 1}, plan
+    assert plan == {"figure": len(PATH_FIGURES), "manifest": 1, "all": 1}, plan
     metrics_mtime = (finished_run / RUN / "metrics_by_seed.csv").stat().st_mtime_ns
     figure = finished_run / RUN / "figures/loss_curve.png"
     figure_mtime = figure.stat().st_mtime_ns
