@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .sources.synthetic_mb import PRIMARY_ROIS as SYNTHETIC_MB_ROIS
-
 
 @dataclass(frozen=True)
 class SubstrateKind:
@@ -22,6 +20,7 @@ class SubstrateKind:
 
 
 CX_ROIS = ("EB", "PB", "FB", "NO")
+SYNTHETIC_MB_ROIS = ("CA", "PED", "VL", "ML")   # calyx, peduncle, vertical and medial lobes
 FLYWIRE_MB_NEUROPILS = ("MB_CA_L", "MB_CA_R", "MB_ML_L", "MB_ML_R", "MB_PED_L", "MB_PED_R", "MB_VL_L", "MB_VL_R")
 
 KINDS = {

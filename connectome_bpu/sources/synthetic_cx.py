@@ -92,6 +92,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BPUInputError
+from ..substrates import CX_ROIS
 from .synthetic_common import (
     SIGMA,
     background_edges,
@@ -103,7 +104,7 @@ from .synthetic_common import (
     write_synthetic_exports,
 )
 
-PRIMARY_ROIS = ("EB", "PB", "FB", "NO")
+PRIMARY_ROIS = CX_ROIS   # the substrate table's CX ROIs
 INPUT_ROI = "BU"    # where ring neurons receive their (simulated) visual input, outside the CX
 SELF_MOTION_ROI = "LAL"  # where LNO neurons receive their (simulated) self-motion input, outside the CX
 OUTPUT_ROI = "LAL"  # where PFL3 neurons send their (simulated) steering output, outside the CX

@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BPUInputError
+from ..substrates import SYNTHETIC_MB_ROIS
 from .synthetic_common import (
     SIGMA,
     background_edges,
@@ -77,7 +78,7 @@ from .synthetic_common import (
     write_synthetic_exports,
 )
 
-PRIMARY_ROIS = ("CA", "PED", "VL", "ML")   # calyx, peduncle, vertical and medial lobes
+PRIMARY_ROIS = SYNTHETIC_MB_ROIS   # calyx, peduncle, vertical and medial lobes (the substrate table's)
 AXON_ROIS = ("PED", "VL", "ML")            # where KC axons meet the APL and each other
 OLFACTORY_ROI = "AL"      # where PNs receive their (simulated) odour input, outside the MB
 REINFORCEMENT_ROI = "SMP"  # where DANs receive their (simulated) reinforcement input, outside the MB
