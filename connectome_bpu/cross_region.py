@@ -26,7 +26,7 @@ import pandas as pd
 from .errors import BPUInputError
 from .experiments import Experiment
 from .metrics import HIGHER_IS_BETTER, PRIMARY_METRIC
-from .results import t_interval
+from .results import sign_flip_p_value, t_interval
 from .substrates import is_synthetic
 
 CONDITIONS = ("matched", "mismatched", "size_matched")
@@ -136,8 +136,6 @@ class Advantage:
 
 def matched_advantage(success: pd.DataFrame, level: float) -> pd.DataFrame:
     """Per family, matched minus each other condition, oriented so that positive means the matched region wins."""
-    from .results import sign_flip_p_value
-
     rows = []
     for family, rows_of_family in success.groupby("family", sort=False):
         table = rows_of_family.pivot(index="seed", columns="condition", values="value")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .substrates import is_synthetic
+
 # A control for training seed s is drawn with default_rng(offset + s); the offsets are those of the
 # original benchmark, so its controls can be regenerated here (docs/departures.md#kept-for-comparability).
 CONTROL_SEED_OFFSETS = {"random": 10000, "degree_shuffle": 20000, "weight_shuffle": 30000}
@@ -75,8 +77,7 @@ def dale_controls_enabled(config: dict[str, Any]) -> bool:
     if dale != "auto":
         return bool(dale)
     policy = config["graph"]["signed_policy"]
-    connectome = config["connectome"]
-    fully_labelled = connectome in ("synthetic_cx", "synthetic_mb") and config[connectome]["transmitter_coverage"] == 1
+    fully_labelled = is_synthetic(config) and config[config["connectome"]]["transmitter_coverage"] == 1
     return policy == "force_signed" or (policy == "auto" and fully_labelled)
 
 

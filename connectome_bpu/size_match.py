@@ -101,20 +101,25 @@ def _matched_edges(edges: pd.DataFrame, ids: np.ndarray, target: int, rng: np.ra
         kept = edges.sort_values(["weight", "bodyId_pre", "bodyId_post"], ascending=[False, True, True])
         return kept.iloc[:target].sort_values(["bodyId_pre", "bodyId_post"], ignore_index=True), len(edges) - target, 0
     n = ids.size
-    have = set(zip(np.searchsorted(ids, edges["bodyId_pre"].to_numpy()).tolist(),
-                   np.searchsorted(ids, edges["bodyId_post"].to_numpy()).tolist()))
+    # Cells as int64 codes pre * n + post; each batch keeps, in draw order, the off-diagonal codes seen
+    # neither before nor earlier in the batch (vectorised, no per-edge Python loop).
+    have = np.sort(np.searchsorted(ids, edges["bodyId_pre"].to_numpy()).astype(np.int64) * n
+                   + np.searchsorted(ids, edges["bodyId_post"].to_numpy()))
     need = target - len(edges)
-    added: list[tuple[int, int]] = []
-    while len(added) < need:
-        pre = rng.integers(0, n, size=2 * (need - len(added)) + 16)
+    added: list[np.ndarray] = []
+    remaining = need
+    while remaining > 0:
+        pre = rng.integers(0, n, size=2 * remaining + 16)
         post = rng.integers(0, n, size=pre.size)
-        for pair in zip(pre.tolist(), post.tolist()):
-            if pair[0] != pair[1] and pair not in have:
-                have.add(pair)
-                added.append(pair)
-                if len(added) == need:
-                    break
-    pairs = np.asarray(added, dtype=np.int64)
+        codes = pre.astype(np.int64) * n + post
+        first = np.zeros(codes.size, dtype=bool)
+        first[np.unique(codes, return_index=True)[1]] = True
+        new = codes[first & (pre != post) & ~np.isin(codes, have)][:remaining]
+        added.append(new)
+        have = np.sort(np.concatenate([have, new]))
+        remaining -= new.size
+    codes = np.concatenate(added)
+    pairs = np.stack([codes // n, codes % n], axis=1)
     weights = rng.choice(edges["weight"].to_numpy(), size=need, replace=True)
     extra = pd.DataFrame({"bodyId_pre": ids[pairs[:, 0]], "bodyId_post": ids[pairs[:, 1]], "weight": weights})
     merged = pd.concat([edges, extra], ignore_index=True).sort_values(["bodyId_pre", "bodyId_post"], ignore_index=True)
