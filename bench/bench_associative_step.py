@@ -15,7 +15,8 @@ cores. This script measures that claim on the machine it runs on, beside the fro
 configuration the pipeline actually trains.
 
 Cases (``--cases``, comma-separated; all by default):
-  reference       reference-style (re-implemented here, see ``ReferenceAssociative``): state (B, N),
+  reference       reference-style (``reference_models.ReferenceRecurrent``, shared with the optic-flow
+                  bench): state (B, N),
                   h <- min(ReLU(W h + W_in x_t + b), 5), one recurrent step per input step, input to
                   and scalar readout from all N neurons, W rebuilt and coalesced every timestep
   observed_all    project, the same computation: BPU observed, sparse runtime, all N neurons as sensory
@@ -50,7 +51,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,6 +59,7 @@ from connectome_bpu.models import BPU, trainable_parameter_count  # noqa: E402
 
 from bench_training_step import THREADS, _rss_kib, load, pools, random_connectome, time_train_step
 from child_steps import comma_choices, in_subprocess, parse_or_run_child
+from reference_models import STATE_CLIP, ReferenceRecurrent
 
 N_NEURONS, N_EDGES, RHO = 11_690, 1_277_773, 0.95   # hemibrain mushroom body (MB(R), MB(L))
 N_SENSORY, N_OUTPUT, K_PIPELINE = 582, 269, 3        # pool sizes and K the pipeline uses on the hemibrain MB
@@ -66,41 +67,7 @@ BATCH = 64
 SPEC = AssociativeSpec()                             # T 21, input 67, 1 logit
 DATA_SEED, SPLIT_SEED = 12345, 1
 GRAPH_SEED, POOL_SEED, INIT_SEED = 6, 7, 0
-STATE_CLIP = 5.0                                     # the reference model's ceiling on the state
 WARMUP = 1
-
-
-class ReferenceAssociative(nn.Module):
-    """The original benchmark's associative model, re-written here for comparison.
-
-    Per timestep (h = 0 at the start): W is rebuilt as a COO tensor from the fixed indices and the
-    trainable values and coalesced; h <- min(ReLU(W h + W_in x_t + b_in), 5) with
-    ``torch.sparse.mm(W, h.T).T``; y_t = W_out h + b_out over all N neurons. The adapters are drawn in
-    the same order and from the same bounds as ``BPU``'s, so after the same seed both start equal.
-    """
-
-    def __init__(self, W: sp.csr_matrix, d_in: int, device: torch.device):
-        super().__init__()
-        self.n = W.shape[0]
-        coo = W.tocoo()
-        self.register_buffer("indices", torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)).to(device))
-        self.values = nn.Parameter(torch.from_numpy(coo.data).to(device))
-        w_in = torch.empty(self.n, d_in).uniform_(-d_in**-0.5, d_in**-0.5)
-        w_out = torch.empty(1, self.n).uniform_(-self.n**-0.5, self.n**-0.5)
-        self.W_in = nn.Parameter(w_in.to(device))
-        self.b_in = nn.Parameter(torch.zeros(self.n, device=device))
-        self.W_out = nn.Parameter(w_out.to(device))
-        self.b_out = nn.Parameter(torch.zeros(1, device=device))
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        h = u.new_zeros(u.shape[0], self.n)
-        ys = []
-        for t in range(u.shape[1]):
-            W = torch.sparse_coo_tensor(self.indices, self.values, (self.n, self.n),
-                                        check_invariants=False).coalesce()
-            h = torch.relu(torch.sparse.mm(W, h.T).T + u[:, t] @ self.W_in.T + self.b_in).clamp(max=STATE_CLIP)
-            ys.append(h @ self.W_out.T + self.b_out)
-        return torch.stack(ys, dim=1)
 
 
 def _project(train_mode: str, runtime: str, on_pools: bool):
@@ -120,7 +87,8 @@ def _project(train_mode: str, runtime: str, on_pools: bool):
 # name: (label, builder(W, device) -> model)
 CASES = {
     "reference": ("reference-style COO rebuild+coalesce/step, all N, K 1",
-                  lambda W, device: ReferenceAssociative(W, SPEC.input_dim, device)),
+                  lambda W, device: ReferenceRecurrent(W, SPEC.input_dim, SPEC.output_dim, device,
+                                                       rebuild_every_step=True)),
     "observed_all": ("project observed CSR, all N, K 1 (no clip)", _project("observed", "sparse", False)),
     "frozen_all": ("project frozen CSR, all N, K 1 (no clip)", _project("frozen", "sparse", False)),
     "observed_pools": (f"project observed, pools {N_SENSORY}/{N_OUTPUT}, K {K_PIPELINE}",

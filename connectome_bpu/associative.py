@@ -25,8 +25,6 @@ and its environment need not carry torch.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .errors import BPUInputError
+from .task_knobs import is_integer, is_number, section_knobs
 
 if TYPE_CHECKING:
     import torch
@@ -55,14 +54,6 @@ BANK_SEED_TAG = 7777
 PROBABILITY_CLIP = 1e-6
 
 
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 @dataclass(frozen=True)
 class AssociativeSpec:
     """The task's knobs: bank size M, code width D, n odours per episode, r reversed q times, sparsity, noise."""
@@ -79,34 +70,25 @@ class AssociativeSpec:
     def __post_init__(self) -> None:
         for key in ("odours", "odour_dim", "reversal_repeats"):
             value = getattr(self, key)
-            if not (_is_integer(value) and value >= 1):
+            if not (is_integer(value) and value >= 1):
                 raise BPUInputError(f"{CONFIG_KEY}.{key} is {value!r}; expected an integer >= 1")
         n = self.per_episode
-        if not (_is_integer(n) and 1 <= n <= self.odours):
+        if not (is_integer(n) and 1 <= n <= self.odours):
             raise BPUInputError(f"{CONFIG_KEY}.per_episode is {n!r}; expected an integer between 1 and "
                                 f"{CONFIG_KEY}.odours ({self.odours})")
-        if not (_is_integer(self.reversals) and 1 <= self.reversals <= n):
+        if not (is_integer(self.reversals) and 1 <= self.reversals <= n):
             raise BPUInputError(f"{CONFIG_KEY}.reversals is {self.reversals!r}; expected an integer between 1 "
                                 f"and {CONFIG_KEY}.per_episode ({n})")
-        if not (_is_number(self.sparsity) and 0 < self.sparsity <= 1):
+        if not (is_number(self.sparsity) and 0 < self.sparsity <= 1):
             raise BPUInputError(f"{CONFIG_KEY}.sparsity is {self.sparsity!r}; expected a number in (0, 1]")
-        if not (_is_number(self.odour_noise) and self.odour_noise >= 0):
+        if not (is_number(self.odour_noise) and self.odour_noise >= 0):
             raise BPUInputError(f"{CONFIG_KEY}.odour_noise is {self.odour_noise!r}; expected a finite number >= 0")
 
     @classmethod
     def from_config(cls, task_cfg: Mapping[str, Any]) -> AssociativeSpec:
         """Build from ``config["task"]``; missing knobs take their defaults, unknown ones are refused
         (a misspelt knob would otherwise silently run the default task)."""
-        knobs = task_cfg.get("associative")
-        if knobs is None:
-            knobs = {}
-        if not isinstance(knobs, Mapping):
-            raise BPUInputError(f"{CONFIG_KEY} is {knobs!r}; expected a mapping of {', '.join(KNOBS)}")
-        unknown = sorted(str(key) for key in knobs if key not in KNOBS)
-        if unknown:
-            raise BPUInputError(f"{CONFIG_KEY} has unknown key(s) {', '.join(unknown)}; expected only "
-                                f"{', '.join(KNOBS)}")
-        return cls(**knobs)
+        return cls(**section_knobs(task_cfg, "associative", KNOBS))
 
     @property
     def T(self) -> int:
@@ -246,7 +228,7 @@ def episode_arrays(spec: AssociativeSpec, rng: np.random.Generator, bank: np.nda
     Targets: channel 0 the valence asked for at probe steps (0 elsewhere), channels 1 / 2 the phase B / D
     masks, channel 3 the phase D steps whose odour was reversed.
     """
-    if not (_is_integer(count) and count >= 1):
+    if not (is_integer(count) and count >= 1):
         raise BPUInputError(f"{TASK_NAME}: episode count is {count!r}; expected an integer >= 1")
     if bank.shape != (spec.odours, spec.odour_dim):
         raise ValueError(f"{TASK_NAME}: odour bank is {bank.shape}; expected ({spec.odours}, {spec.odour_dim})")

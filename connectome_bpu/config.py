@@ -6,6 +6,7 @@ The workflow calls :func:`validate_config` before it defines a single rule, so a
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import jsonschema
 import yaml
 
 from .errors import BPUInputError
-from .tasks import task_spec
+from .substrates import FLYWIRE_783_NEUROPILS
+from .tasks import split_plan, task_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -102,10 +104,26 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     (:func:`connectome_bpu.experiments.resolve_experiments`).
     """
     config.update(coerce_command_line_values(dict(config), load_schema()))
-    problems = schema_problems(config)
+    problems = schema_problems(config) or flywire_problems(config)
     if problems:
         raise BPUInputError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return config
+
+
+def flywire_problems(config: dict[str, Any]) -> list[str]:
+    """Optic-lobe neuropils that release 783 does not have (a typo would otherwise select nothing, or less,
+    and surface only in the export job). Other releases are checked there, against the file's own names."""
+    if str(config["flywire"]["release"]) != "783":
+        return []
+    names = config["flywire"]["optic_lobe"]["neuropils"]
+    unknown = [name for name in names if name not in FLYWIRE_783_NEUROPILS]
+    if not unknown:
+        return []
+    hints = [f"{name!r} -> {close[0]!r}" for name in unknown
+             if (close := difflib.get_close_matches(name.upper(), FLYWIRE_783_NEUROPILS, n=1))]
+    return [f"config key 'flywire.optic_lobe.neuropils' has value {names!r}; {unknown} are not neuropils of FlyWire "
+            f"release 783{' (did you mean ' + ', '.join(hints) + '?)' if hints else ''}; allowed: names from "
+            f"{', '.join(FLYWIRE_783_NEUROPILS)}"]
 
 
 def cross_key_problems(config: dict[str, Any]) -> list[str]:
@@ -126,11 +144,27 @@ def cross_key_problems(config: dict[str, Any]) -> list[str]:
                                 f"{' and '.join(missing)}; expected a directory with the export CSVs")
     if config["task"]["train"]["T"] != config["task"]["val"]["T"]:
         problems.append("config keys 'task.train.T' and 'task.val.T' must be equal (validation uses the training length)")
-    try:   # rules between a task's own knobs (e.g. more reversals than odours per episode)
+    problems += _lattice_problems(config)
+    try:   # rules between a task's own knobs (e.g. more reversals than odours per episode) and its splits
         task_spec(config["task"])
+        split_plan(config["task"])
     except BPUInputError as error:
         problems.append(str(error))
     return problems
+
+
+def _lattice_problems(config: dict[str, Any]) -> list[str]:
+    """The embedded optic substrate has one lamina column per ommatidium: with a one-to-one input map, its lattice
+    must be the eye's (otherwise the first training job would fail on the sizes, after the whole graph cache)."""
+    task = config["task"]
+    if not (config["connectome"] == "synthetic_optic" and task["name"] == "optic_flow"
+            and config["training"]["input_init"] == "one_to_one"):
+        return []
+    columns, eye = config["synthetic_optic"]["hex_rings"], task.get("optic_flow", {}).get("hex_rings")
+    if eye is None or columns == eye:
+        return []
+    return [f"config keys 'synthetic_optic.hex_rings' ({columns}) and 'task.optic_flow.hex_rings' ({eye}) must be "
+            "equal with training.input_init one_to_one: each ommatidium drives the lamina column at its lattice point"]
 
 
 def substrate_name(config: dict[str, Any]) -> str:

@@ -8,8 +8,16 @@ the primary matrix W[post, pre] (column j = presynaptic neuron j) and destroying
 ``degree_shuffle``            + exact in/out-degree sequences (directed double-edge swaps)
 ``weight_shuffle``            + exact support; only the weight<->edge assignment changes
 ``<name>_dale``               + each presynaptic neuron keeps a single sign equal to its label
+``random_weight_topology``    N, exact support (so both degree sequences); fresh Gaussian weights
+``random_sparse``             N, edge count, self-loop count; uniform support, fresh Gaussian weights
 ``no_recurrence``             the primary itself (hidden state reset at training time): a marker file
 ============================  ====================================================================
+
+The two Gaussian controls draw i.i.d. N(0, s^2) weights with s the primary's mean absolute weight, so
+they also break the weight distribution and every sign rule; they ask whether *any* recurrent matrix of
+that support (or of that size) would do. Being rescaled like every control, they are matched in spectral
+radius, which zero-mean weights on a sparse support otherwise are not (their radius is far below that of
+a nonnegative matrix of the same magnitude).
 
 Every control starts from the already-scaled primary, is drawn with a fresh
 ``default_rng(control_seed(name, seed))`` and is rescaled to ``rho_target`` afterwards with
@@ -40,7 +48,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from .atomic import json_default, save_npz   # the package's one numpy-aware JSON encoder
-from .model_names import CONTROL_NAMES, DALE_SUFFIX, NO_RECURRENCE, control_base, control_seed, is_dale
+from .model_names import (
+    CONTROL_NAMES,
+    DALE_SUFFIX,
+    GAUSSIAN_CONTROLS,
+    NO_RECURRENCE,
+    control_base,
+    control_seed,
+    is_dale,
+)
 from .errors import BPUInputError
 from .checks import Check, check
 from .matrix import canonical_csr, check_neuron_signs, column_sign, matrix_invariants, matrix_sha256, scalar_invariants
@@ -203,6 +219,13 @@ def _random_support(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.nda
     return _csr_from_edges(np.concatenate(posts), np.concatenate(pres), np.concatenate(weights), n)
 
 
+def _gaussian_weights(support: sp.csr_matrix, rng: np.random.Generator, primary_data: np.ndarray) -> sp.csr_matrix:
+    """``support`` with i.i.d. N(0, s^2) weights in CSR order, s = mean |primary weight| (float64 draws)."""
+    sd = float(np.mean(np.abs(primary_data.astype(np.float64))))
+    return sp.csr_matrix((rng.normal(0.0, sd, support.nnz), support.indices.copy(), support.indptr.copy()),
+                         shape=support.shape)
+
+
 def _weight_shuffle(csr: sp.csr_matrix, rng: np.random.Generator, labels: np.ndarray) -> sp.csr_matrix:
     """Same support; weights permuted within each presynaptic sign class (one class: all weights)."""
     _, pre, data = _edges(csr)
@@ -310,11 +333,12 @@ def build_control(primary: sp.csr_matrix, name: str, seed: int, *, rho_target: f
     rng = np.random.default_rng(rng_seed)
     labels = dale_labels(csr, neuron_signs) if is_dale(name) else np.ones(csr.shape[0], dtype=np.int8)
     signed = bool(np.any(csr.data < 0))
+    base_is_shuffle = control_base(name) not in GAUSSIAN_CONTROLS
     notes = []
     if is_dale(name) and not signed:
         notes.append(f"the primary is all-positive, so {name} is the same matrix as {control_base(name)} "
                      f"seed {seed} (one sign class; redundant)")
-    elif signed and not is_dale(name):
+    elif signed and not is_dale(name) and base_is_shuffle:
         notes.append(f"{name} ignores presynaptic signs on this signed primary (breaks Dale's law by design; "
                      f"{name}{DALE_SUFFIX} keeps them)")
     base, stats = control_base(name), {}
@@ -325,6 +349,10 @@ def build_control(primary: sp.csr_matrix, name: str, seed: int, *, rho_target: f
         base = "weight_shuffle"
     if base == "random":
         unscaled = _random_support(csr, rng, labels)
+    elif base == "random_weight_topology":
+        unscaled = _gaussian_weights(csr, rng, csr.data)
+    elif base == "random_sparse":
+        unscaled = _gaussian_weights(canonical_csr(_random_support(csr, rng, labels)), rng, csr.data)
     elif base == "degree_shuffle":
         unscaled, stats = _degree_shuffle(csr, rng, labels, swap_attempts_per_edge)
         notes.append(f"{stats['swaps_accepted']:,} of {stats['swap_attempts']:,} double-edge swap attempts accepted "
@@ -465,14 +493,17 @@ def validate_control(path, primary: sp.csr_matrix, *, name: str, seed: int, rho_
     checks.append(_stored_invariants_check(label, meta, arrays, matrix, invariants))
     checks += _count_checks(label, invariants, primary_invariants)
     checks.append(_radius_check(label, matrix, rho_target, spectral_kwargs))
-    checks.append(_multiset_check(label, matrix, primary, meta.get("scale")))
     base = control_base(name)
+    if base in GAUSSIAN_CONTROLS:
+        checks.append(_gaussian_check(label, matrix, primary, meta.get("scale")))
+    else:
+        checks.append(_multiset_check(label, matrix, primary, meta.get("scale")))
     if base == "degree_shuffle":
         for kind in ("in", "out"):
             key = f"{kind}_degree"
             differ = _count_differences(invariants[key], primary_invariants[key])
             checks.append(check(differ == 0, f"{label} preserves {kind}-degree exactly ({differ} neurons differ)"))
-    if base == "weight_shuffle":
+    if base in ("weight_shuffle", "random_weight_topology"):
         same = matrix.shape == primary.shape and np.array_equal(matrix.indptr, primary.indptr) \
             and np.array_equal(matrix.indices, primary.indices)
         checks.append(check(same, f"{label} keeps the primary's support (same edges, row and column indices)"))
@@ -527,6 +558,21 @@ def _multiset_check(label: str, matrix, primary, scale) -> Check:
     got = np.sort(matrix.data.astype(np.float64))
     want = np.sort(primary.data.astype(np.float64)) * scale
     return check(np.allclose(got, want, rtol=MULTISET_RTOL, atol=0.0), text)
+
+
+def _gaussian_check(label: str, matrix, primary, scale) -> Check:
+    """Weights / stored scale look like i.i.d. N(0, s^2) draws with s = the primary's mean |w|: their root mean
+    square is s and half of them are negative, each within six standard errors of the sample statistic."""
+    text = f"{label} has fresh zero-mean Gaussian weights with sd = the primary's mean |w| (x scale {scale})"
+    if not isinstance(scale, (int, float)) or not scale > 0 or matrix.nnz < 1 or primary.nnz < 1:
+        return check(False, text)
+    weights = matrix.data.astype(np.float64) / scale
+    sd = float(np.mean(np.abs(primary.data.astype(np.float64))))
+    rms_ratio = float(np.sqrt(np.mean(weights**2))) / sd
+    negative = float(np.mean(weights < 0))
+    n = weights.size
+    ok = abs(rms_ratio - 1.0) <= 6.0 / np.sqrt(2.0 * n) + 1e-6 and abs(negative - 0.5) <= 3.0 / np.sqrt(n)
+    return check(ok, f"{text}: rms / sd = {rms_ratio:.4f}, negative share {negative:.4f} over {n} weights")
 
 
 def _marker_checks(label: str, meta: dict, primary, primary_invariants: dict, rho_target: float,

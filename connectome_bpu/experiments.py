@@ -42,18 +42,21 @@ EXECUTION_ONLY = (("training", "device"), ("training", "threads"))
 SUBSTRATE_KEYS = ("connectome", "local_exports", "local_name", "primary_rois", "graph")
 # Training keys that change a trained model's numbers (device and threads do not).
 TRAINING_KEYS = ("train_recurrent", "runtime", "lr", "patience", "min_delta", "grad_clip", "batch_size", "epochs",
-                 "dense_max_neurons", "gru_reference_max_hidden")
+                 "dense_max_neurons", "gru_reference_max_hidden", "input_init")
 # Task keys that change split files (the sample-efficiency knobs only choose which jobs run).
-SPLIT_KEYS = ("name", "heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative", "data_seed",
-              "train", "val", "test", "test_noise")
-# Keys each task ignores: they never split its cache (an associative episode has one length, fixed by its
-# knobs, so only the split counts of train/val/test matter to it).
+SPLIT_KEYS = ("name", "heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative", "optic_flow",
+              "data_seed", "train", "val", "test", "test_noise")
+# Keys each task ignores: they never split its cache (an associative or optic-flow episode has one length,
+# fixed by its knobs, so only the split counts of train/val/test matter to it).
 _IGNORED_BY_TASK = {
-    "cartesian": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative"),
-    "cx_polar_bump": ("landmark", "associative"),
-    "cx_landmark_bump": ("associative",),
-    "mb_associative": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "test_noise"),
+    "cartesian": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative", "optic_flow"),
+    "cx_polar_bump": ("landmark", "associative", "optic_flow"),
+    "cx_landmark_bump": ("associative", "optic_flow"),
+    "mb_associative": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "optic_flow", "test_noise"),
+    "optic_flow": ("heading_bins", "bump_kappa", "home_distance_scale", "landmark", "associative", "test_noise"),
 }
+# Tasks whose episode length comes from their own knobs: the T values of train/val/test do not apply.
+_FIXED_LENGTH_TASKS = ("mb_associative", "optic_flow")
 UNTRAINED = "untrained"   # training variant of models that learn nothing (the mean predictor)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks", "cross_region")   # sibling directories under results/
@@ -91,7 +94,7 @@ class Experiment:
 
     @property
     def train_T(self) -> int:
-        """Length of the training sequences (an associative episode's length is fixed by its knobs)."""
+        """Length of the training sequences (an associative or optic-flow episode has one, fixed by its knobs)."""
         return split_plan(self.task)[0].T
 
     @property
@@ -134,7 +137,7 @@ def split_settings(task_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """
     ignored = _IGNORED_BY_TASK[task_cfg["name"]]
     settings = {k: task_cfg[k] for k in SPLIT_KEYS if k not in ignored}
-    if task_cfg["name"] == "mb_associative":
+    if task_cfg["name"] in _FIXED_LENGTH_TASKS:
         settings.update({role: {"count": task_cfg[role]["count"]} for role in ("train", "val", "test")})
     return settings
 

@@ -28,7 +28,15 @@ from .results import t_interval  # noqa: E402
 
 PATH_FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")
 ASSOCIATIVE_FIGURES = ("loss_curve", "accuracy_by_phase", "sample_efficiency")
-FIGURES = PATH_FIGURES + ("accuracy_by_phase",)   # every figure name (the workflow's wildcard)
+OPTIC_FLOW_FIGURES = ("loss_curve", "velocity_traces", "error_by_preset", "sample_efficiency")
+FIGURES = PATH_FIGURES + ("accuracy_by_phase", "velocity_traces", "error_by_preset")   # every name (the wildcard)
+EXAMPLE_FIGURES = ("velocity_traces",)   # figures that read the jobs' example episodes
+_FAMILY_FIGURES = {"mb_associative": ASSOCIATIVE_FIGURES, "optic_flow": OPTIC_FLOW_FIGURES}
+# Ego-motion components of the optic-flow targets, in output order, with their units.
+VELOCITY_COMPONENTS = (("yaw", "yaw (rad/frame)"), ("forward", "forward (units/frame)"),
+                       ("lateral", "lateral (units/frame)"))
+TRACE_EPISODES = 3
+TRACE_CONTROLS = 2     # topology controls drawn beside the connectome (more lines would hide the truth)
 PANELS = {
     "cartesian": [("heading_angular_error", "Heading error (rad)"), ("position_rmse", "Position RMSE (world units)")],
     "cx_polar_bump": [("heading_bump_angular_error", "Heading error (rad)"),
@@ -37,6 +45,8 @@ PANELS = {
                          ("home_distance_rmse", "Home-distance RMSE (world units)")],
     "mb_associative": [("reversal_probe_accuracy", "Recall accuracy after reversal (fraction)"),
                        ("initial_probe_accuracy", "Recall accuracy before reversal (fraction)")],
+    "optic_flow": [("yaw_rmse", "Yaw-rate RMSE (rad per frame)"),
+                   ("translation_rmse", "Translation RMSE (units per frame)")],
 }
 # Bars of the associative accuracy figure: which probe steps each accuracy counts.
 ACCURACY_PHASES = [("initial_probe_accuracy", "initial probe"), ("reversal_probe_accuracy", "final probe (all)"),
@@ -44,12 +54,13 @@ ACCURACY_PHASES = [("initial_probe_accuracy", "initial probe"), ("reversal_probe
 HATCHES = ("", "//", "xx")
 _FAMILY_COLOURS = {"cx_bpu": "#1f4e9c", "connectome_bpu": "#1f4e9c", "random": "#d95f02",
                    "degree_shuffle": "#7570b3", "weight_shuffle": "#e7298a", "no_recurrence": "#66a61e",
+                   "random_weight_topology": "#a6761d", "random_sparse": "#e6ab02",
                    "gru": "#7f7f7f", "gru_matched": "#b3b3b3", "mean_predictor": "#000000"}
 
 
 def figures_for(task: str) -> tuple[str, ...]:
     """The figures an experiment on ``task`` draws."""
-    return ASSOCIATIVE_FIGURES if task == "mb_associative" else PATH_FIGURES
+    return _FAMILY_FIGURES.get(task, PATH_FIGURES)
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,76 @@ def accuracy_by_phase(by_seed: pd.DataFrame, *, models: list[str], options: Figu
     ax.set_xlabel("Model")
     return _finish(fig, [ax], f"Associative recall by probe phase (bars: mean over seeds, {options.interval:.0%} t "
                               "interval; dots: seeds; bar colour = model, hatch = phase)", options, synthetic, path)
+
+
+def velocity_traces(examples: dict[str, dict[str, np.ndarray]], *, split: str, seed: int, models: list[str],
+                    options: FigureOptions, synthetic: bool, path: Path | None = None) -> plt.Figure:
+    """Predicted against true ego-motion over time for the first test episodes, one row per component.
+
+    ``examples`` maps a model to its job's ``test_examples.npz`` arrays (seed ``seed``). Every model sees the
+    same episodes; step 0 is drawn hollow because it is a single frame and carries no motion (it is not
+    scored). Drawn: the first model (the connectome), the next ``TRACE_CONTROLS`` models of the run, and the
+    GRU and mean-predictor baselines; the tables hold every model.
+    """
+    present = [m for m in models if m in examples]
+    baselines = [m for m in present if m in ("gru_matched", "mean_predictor")]
+    present = [m for m in present if m not in baselines][:1 + TRACE_CONTROLS] + baselines
+    target = next(iter(examples.values()))[f"target__{split}"]
+    episodes = min(TRACE_EPISODES, target.shape[0])
+    fig, axes = plt.subplots(len(VELOCITY_COMPONENTS), episodes, squeeze=False, sharex=True,
+                             figsize=(options.width_in * 1.6, options.height_in * 1.6))
+    steps = np.arange(target.shape[1])
+    for row, (_, ylabel) in enumerate(VELOCITY_COMPONENTS):
+        for col in range(episodes):
+            ax = axes[row, col]
+            ax.plot(steps, target[col, :, row], color="black", linewidth=2.2, label="true")
+            for model in present:
+                style = model_style(model)
+                output = examples[model][f"output__{split}"][col, :, row]
+                ax.plot(steps[1:], output[1:], color=style["color"], linestyle=style["linestyle"], linewidth=1.3,
+                        marker=style["marker"], markersize=2.5, label=model)
+                ax.plot(steps[:1], output[:1], color=style["color"], marker="o", markerfacecolor="none",
+                        linestyle="none")
+            if col == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+            if row == 0:
+                ax.set_title(f"test episode {col + 1}", fontsize=9)
+            if row == len(VELOCITY_COMPONENTS) - 1:
+                ax.set_xlabel("Frame")
+    return _finish(fig, list(axes.ravel()), f"Predicted (coloured) vs true (black) ego-motion, seed {seed}, "
+                                            f"split {split}; hollow markers: frame 0, not scored", options,
+                   synthetic, path)
+
+
+def error_by_preset(by_seed: pd.DataFrame, *, presets: list[tuple[str, str]], metric: str, ylabel: str,
+                    models: list[str], options: FigureOptions, synthetic: bool, path: Path | None = None
+                    ) -> plt.Figure:
+    """Test error per difficulty preset and model: mean over seeds with a t interval, dots = seeds.
+
+    ``presets`` lists (split label, preset name) in difficulty order; the label ``test`` marks the training
+    preset.
+    """
+    present = [m for m in models if (by_seed["model"] == m).any()]
+    fig, ax = plt.subplots(figsize=(options.width_in * 1.4, options.height_in * 1.25))
+    x = np.arange(len(presets), dtype=float)
+    for i, model in enumerate(present):
+        means, lows, highs = [], [], []
+        for label, _ in presets:
+            values = by_seed.loc[(by_seed["model"] == model) & (by_seed["split"] == label), metric].to_numpy(float)
+            mean, low, high = t_interval(values, options.interval)
+            means.append(mean), lows.append(mean - low), highs.append(high - mean)
+            ax.scatter(np.full(values.size, _dodge(x, i, len(present))[len(means) - 1]), values, s=8,
+                       color=model_style(model)["color"], alpha=0.6, zorder=3)
+        style = model_style(model)
+        ax.errorbar(_dodge(x, i, len(present)), means, yerr=[np.nan_to_num(lows), np.nan_to_num(highs)],
+                    capsize=3, label=model, **style)
+    ax.set_xticks(x, [name for _, name in presets])
+    trained = next((name for label, name in presets if label == "test"), "?")
+    ax.set_xlabel(f"Difficulty preset of the test split (contrast, sensor noise, acceptance angle); "
+                  f"models trained on {trained}")
+    ax.set_ylabel(ylabel)
+    return _finish(fig, [ax], f"Ego-motion error by difficulty (mean over seeds, {options.interval:.0%} t interval; "
+                              "dots: seeds)", options, synthetic, path)
 
 
 _CONDITION_COLOURS = {"matched": "#1f4e9c", "mismatched": "#c0392b", "size_matched": "#e67e22"}

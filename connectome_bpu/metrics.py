@@ -14,11 +14,10 @@ from typing import Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from . import associative
-from .associative import AssociativeSpec
+from . import associative, optic_flow
 from .landmark import uncued_mask
 from .self_motion import heading_bin_angles, wrap_angle
-from .tasks import AnyTaskSpec, TaskSpec, loss_sums
+from .tasks import EPISODE_SPECS, AnyTaskSpec, TaskSpec, loss_sums
 
 METRIC_COLUMNS: dict[str, list[str]] = {
     "cartesian": [
@@ -44,20 +43,27 @@ METRIC_COLUMNS: dict[str, list[str]] = {
 LANDMARK_EXTRA = ["uncued_home_bearing_angular_error", "uncued_home_distance_rmse"]
 METRIC_COLUMNS["cx_landmark_bump"] = METRIC_COLUMNS["cx_polar_bump"] + LANDMARK_EXTRA
 METRIC_COLUMNS[associative.TASK_NAME] = list(associative.METRIC_COLUMNS)
+METRIC_COLUMNS[optic_flow.TASK_NAME] = list(optic_flow.METRIC_COLUMNS)
 # The one metric per task that the summary leads with: what each task is mainly about (heading from the
 # bump for the polar task, position for the cartesian one). Every other metric is reported as detail.
 # The landmark task leads with the home bearing, the quantity its cues and jumps are about; the associative
-# task with recall after reversal.
+# task with recall after reversal; optic flow with the velocity error over all three components.
 PRIMARY_METRIC: dict[str, str] = {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error",
                                   "cx_landmark_bump": "home_bearing_angular_error",
-                                  associative.TASK_NAME: associative.PRIMARY_METRIC}
+                                  associative.TASK_NAME: associative.PRIMARY_METRIC,
+                                  optic_flow.TASK_NAME: optic_flow.PRIMARY_METRIC}
 # Every other metric (errors, losses) is better when lower.
-HIGHER_IS_BETTER = frozenset({"final_home_vector_cosine", *associative.HIGHER_IS_BETTER})
+# Each training job keeps the raw outputs and targets of the first EXAMPLE_EPISODES episodes of every evaluation
+# split in EXAMPLES_FILE beside its metrics, so figures can draw predictions over time without rerunning models.
+EXAMPLE_EPISODES = 4
+EXAMPLES_FILE = "test_examples.npz"
+HIGHER_IS_BETTER = frozenset({"final_home_vector_cosine", *associative.HIGHER_IS_BETTER,
+                              *optic_flow.HIGHER_IS_BETTER})
 # The per-(model, seed) drift column: slope over the clean test rows of each task's final-position error
 # (the original benchmark fitted its ``final_displacement_error``, which for the polar task is the final
 # home-distance error).
 DRIFT_COLUMN = "drift_slope_vs_T"
-# The associative task has one episode length, so it has no drift.
+# The associative and optic-flow tasks have one episode length, so they have no drift.
 DRIFT_SOURCE = {"cartesian": "final_displacement_error", "cx_polar_bump": "final_home_distance_error",
                 "cx_landmark_bump": "final_home_distance_error"}
 
@@ -147,9 +153,9 @@ def evaluate(spec: AnyTaskSpec, pred: np.ndarray, target: np.ndarray,
     task), ``target`` the split's targets. The decoded target heading of the polar tasks comes from the
     target bump by the same population-vector decoder as the prediction, so a perfect bump scores
     exactly 0. The landmark task also needs the split's ``inputs``, whose flag channel says where a cue
-    was visible.
+    was visible. The associative and optic-flow specs score themselves.
     """
-    if isinstance(spec, AssociativeSpec):
+    if isinstance(spec, EPISODE_SPECS):
         return spec.evaluate(pred, target)
     pred, target = _check(spec, pred, target)
     if spec.is_landmark:
@@ -201,7 +207,7 @@ def mean_predictor_outputs(mean_targets: np.ndarray, spec: AnyTaskSpec, count: i
     guess the train data support; it is what makes the baseline's extrapolation error visible), and for
     a shorter split the means are truncated.
     """
-    if isinstance(spec, AssociativeSpec):
+    if isinstance(spec, EPISODE_SPECS):
         return spec.mean_predictor_outputs(mean_targets, count, T)
     means = np.asarray(mean_targets, dtype=np.float64)
     if means.ndim != 2 or means.shape[1] != spec.output_dim or means.shape[0] < 1:

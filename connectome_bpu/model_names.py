@@ -6,8 +6,8 @@ generation, reports and figures all ask this module. A model is one of
 * a **connectome** model (``cx_bpu`` on a region, ``connectome_bpu`` on a whole brain): the BPU on the
   primary matrix;
 * a **topology control**: the same BPU on a stored control matrix (``random``, ``degree_shuffle``,
-  ``weight_shuffle`` and their Dale-preserving ``*_dale`` variants) or with the recurrence removed
-  (``no_recurrence``);
+  ``weight_shuffle`` and their Dale-preserving ``*_dale`` variants; ``random_weight_topology`` and
+  ``random_sparse`` with Gaussian weights) or with the recurrence removed (``no_recurrence``);
 * a **baseline**: GRUs (``gru`` with hidden = min(256, N), ``gru_matched`` with as many trainable
   parameters as the BPU's adapters) and the trivial ``mean_predictor``.
 """
@@ -20,11 +20,15 @@ from .substrates import is_synthetic
 
 # A control for training seed s is drawn with default_rng(offset + s); the offsets are those of the
 # original benchmark, so its controls can be regenerated here (docs/departures.md#kept-for-comparability).
-CONTROL_SEED_OFFSETS = {"random": 10000, "degree_shuffle": 20000, "weight_shuffle": 30000}
-SHUFFLE_CONTROLS = tuple(CONTROL_SEED_OFFSETS)
+CONTROL_SEED_OFFSETS = {"random": 10000, "degree_shuffle": 20000, "weight_shuffle": 30000,
+                        "random_weight_topology": 40000, "random_sparse": 50000}
+SHUFFLE_CONTROLS = ("random", "degree_shuffle", "weight_shuffle")   # the primary's weights, moved around
+# Fresh zero-mean Gaussian weights (sd = the primary's mean |w|), on the primary's support or on a uniform random
+# one: they break the weight distribution and the sign structure on purpose, so they have no Dale variant.
+GAUSSIAN_CONTROLS = ("random_weight_topology", "random_sparse")
 DALE_SUFFIX = "_dale"
 DALE_CONTROLS = tuple(name + DALE_SUFFIX for name in SHUFFLE_CONTROLS)
-CONTROL_NAMES = SHUFFLE_CONTROLS + DALE_CONTROLS          # controls stored as a matrix file
+CONTROL_NAMES = SHUFFLE_CONTROLS + DALE_CONTROLS + GAUSSIAN_CONTROLS   # controls stored as a matrix file
 NO_RECURRENCE = "no_recurrence"
 CONNECTOME_MODELS = ("cx_bpu", "connectome_bpu")
 GRU_MODELS = ("gru", "gru_matched")

@@ -45,6 +45,24 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+INPUT_INITS = ("uniform", "one_to_one")
+
+
+def _one_to_one(n_sensory: int, d_in: int) -> torch.Tensor:
+    """W_in that starts as the identity: input channel i drives sensory neuron i (pool order = body-id order).
+
+    Why: where a substrate's sensory neurons are laid out like the input (the embedded optic substrate has
+    one lamina column per ommatidium, in lattice order), a uniform random W_in scrambles the retinotopy the
+    wiring relies on, and gradient descent rarely recovers it. Every BPU model of a run starts from the
+    same map onto the same sensory neurons, so controls get the same ordered input. W_in still trains.
+    """
+    if n_sensory != d_in:
+        raise BPUInputError(f"training.input_init one_to_one needs as many sensory neurons as input channels; the "
+                            f"sensory pool has {n_sensory} neurons and the task has {d_in} inputs (for "
+                            "synthetic_optic, make synthetic_optic.hex_rings equal task.optic_flow.hex_rings)")
+    return torch.eye(n_sensory, d_in)
+
+
 class BPU(nn.Module):
     """Connectome recurrent core with trainable input/output adapters (docs/method.md#bpu).
 
@@ -71,6 +89,7 @@ class BPU(nn.Module):
         runtime: str = "auto",
         device: torch.device | str,
         dense_max_neurons: int = 20000,
+        input_init: str = "uniform",
     ):
         super().__init__()
         self.K = _positive_int(K, "K (microsteps per timestep)")
@@ -90,6 +109,10 @@ class BPU(nn.Module):
         bound_in, bound_out = 1.0 / math.sqrt(d_in), 1.0 / math.sqrt(n_o)
         w_in = torch.empty(n_s, d_in).uniform_(-bound_in, bound_in)
         w_out = torch.empty(d_out, n_o).uniform_(-bound_out, bound_out)
+        if input_init == "one_to_one":
+            w_in = _one_to_one(n_s, d_in)
+        elif input_init != "uniform":
+            raise BPUInputError(f"training.input_init is {input_init!r}; expected one of {', '.join(INPUT_INITS)}")
 
         self.recurrent = build_operator(
             W, train_mode=train_mode, runtime=runtime, device=device,
@@ -232,6 +255,7 @@ def build_model(
     device: torch.device | str,
     dense_max_neurons: int,
     gru_max_hidden: int = 256,
+    input_init: str = "uniform",
 ) -> nn.Module:
     """Construct model ``name`` on ``device`` with ``torch.manual_seed(seed)`` set right before.
 
@@ -264,7 +288,7 @@ def build_model(
     return BPU(
         W, sensory_idx, output_idx, K=K, input_dim=input_dim, output_dim=output_dim,
         reset_each_step=(name == NO_RECURRENCE), train_mode=train_mode, runtime=runtime,
-        device=device, dense_max_neurons=dense_max_neurons,
+        device=device, dense_max_neurons=dense_max_neurons, input_init=input_init,
     )
 
 

@@ -13,8 +13,10 @@ benchmark used) is only valid for nonnegative (Perron) matrices and never says w
   radius unless the graph is periodic (several eigenvalues of maximal modulus), in which case the
   estimate oscillates, never meets the tolerance, and ARPACK takes over
   (``"arpack_eigs_after_power_iteration"``);
-* signed matrices -> ARPACK ``eigs(k=1, which="LM")`` (``"arpack_eigs"``): their dominant eigenvalue
-  may be negative or complex, where the power-iteration norm does not converge to the radius.
+* signed matrices -> ARPACK ``eigs(k=6, which="LM")``, the largest modulus of the six (``"arpack_eigs"``):
+  their dominant eigenvalue may be negative or complex, where the power-iteration norm does not converge to
+  the radius, and their top moduli often cluster, where ARPACK asked for one eigenvalue may return a
+  neighbour of the largest.
 
 All arithmetic is float64 whatever the stored dtype, because scaling a float32 matrix to 0.95 must be
 accurate to far better than the validation tolerance (1e-3).
@@ -42,6 +44,10 @@ METHOD_POWER_THEN_ARPACK = "arpack_eigs_after_power_iteration"
 # cannot resolve fails in bounded time (~30,000 products: seconds for a region, ~20 min for the whole
 # brain) instead of running for hours (a signed random graph of FlyWire size converges in ~40 products).
 _ARPACK_NCV = (20, 64, 200)
+# Eigenvalues ARPACK resolves at once; the radius is the largest modulus among them. Asking for one alone lets
+# ARPACK settle on a neighbour when the top moduli cluster (signed matrices often have several conjugate pairs
+# within 0.5 % of the radius), and the stored radius would then be off by that much.
+_ARPACK_EIGENVALUES = 6
 _ARPACK_PRODUCTS_PER_ATTEMPT = 10_000
 # Start vector seed for ARPACK: fixed so that the estimate (and thus the scale) is reproducible.
 _ARPACK_START_SEED = 0
@@ -96,7 +102,7 @@ def spectral_radius(matrix, *, power_tolerance: float = 1e-9, power_max_iteratio
     n = csr.shape[0]
     if csr.nnz == 0:
         return SpectralEstimate(0.0, METHOD_EMPTY, True, None, None)
-    # ARPACK needs k=1 < N - 1, so the tiniest matrices are always done densely.
+    # ARPACK needs k < N - 1, so the tiniest matrices are always done densely.
     if n <= max(int(dense_max_n), 2):
         eigenvalues = np.linalg.eigvals(csr.toarray().astype(np.float64))
         return SpectralEstimate(float(np.max(np.abs(eigenvalues))), METHOD_DENSE, True, None, None)
@@ -143,10 +149,11 @@ def _arpack_radius(csr64: sp.csr_matrix, tolerance: float, method: str, *, prior
     operator = spla.LinearOperator(csr64.shape, matvec=matvec, dtype=np.float64)
     start = np.random.default_rng(_ARPACK_START_SEED).standard_normal(n)
     tried = []
-    for ncv in sorted({min(size, n) for size in _ARPACK_NCV}):
+    k = max(1, min(_ARPACK_EIGENVALUES, n - 2))
+    for ncv in sorted({min(max(size, 2 * k + 1), n) for size in _ARPACK_NCV}):
         maxiter = max(_ARPACK_PRODUCTS_PER_ATTEMPT // (ncv - 1), 10)
         try:
-            eigenvalues = spla.eigs(operator, k=1, which="LM", v0=start, ncv=ncv, maxiter=maxiter, tol=tolerance,
+            eigenvalues = spla.eigs(operator, k=k, which="LM", v0=start, ncv=ncv, maxiter=maxiter, tol=tolerance,
                                     return_eigenvectors=False)
         except spla.ArpackNoConvergence:
             tried.append((ncv, maxiter))

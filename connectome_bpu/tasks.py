@@ -40,13 +40,16 @@ from .landmark import (
     landmark_trajectories,
     noisy_landmark_inputs,
 )
+from .optic_flow import TASK_NAME as OPTIC_FLOW
+from .optic_flow import OpticFlowSpec
+from .optic_flow import split_arrays as optic_flow_split_arrays
 from .self_motion import CONTROL_DIM, heading_bin_angles, integrate, wrap_angle
 
 if TYPE_CHECKING:
     import torch
 
 PATH_TASKS = ("cartesian", "cx_polar_bump", "cx_landmark_bump")
-TASK_NAMES = PATH_TASKS + (ASSOCIATIVE,)
+TASK_NAMES = PATH_TASKS + (ASSOCIATIVE, OPTIC_FLOW)
 INPUT_DIM = CONTROL_DIM  # [v_t, ω_t]
 CACHE_VERSION = 2  # the original benchmark's split-file layout version, kept for comparability
 # Split-file field of each landmark knob: the original benchmark's names, kept for comparability.
@@ -148,23 +151,33 @@ class TaskSpec:
         return loss_sums(self, pred, target)
 
 
-AnyTaskSpec = TaskSpec | AssociativeSpec   # a spec of either family; both answer the same questions
+AnyTaskSpec = TaskSpec | AssociativeSpec | OpticFlowSpec   # a spec of any family; all answer the same questions
+# Families whose episodes have one length fixed by their knobs (``spec.T``) and that score themselves.
+EPISODE_SPECS = (AssociativeSpec, OpticFlowSpec)
 
 
 def task_spec(task_cfg: Mapping[str, Any]) -> AnyTaskSpec:
-    """The spec of ``config["task"]``, whatever its family (path integration or associative memory).
+    """The spec of ``config["task"]``, whatever its family (path integration, associative memory, optic flow).
 
-    Both spec classes answer the same questions (input/output width, cache name, stored knobs, loss);
+    Every spec class answers the same questions (input/output width, cache name, stored knobs, loss);
     split generation, loading and metrics dispatch on the class.
     """
     if task_cfg["name"] == ASSOCIATIVE:
         return AssociativeSpec.from_config(task_cfg)
+    if task_cfg["name"] == OPTIC_FLOW:
+        return OpticFlowSpec.from_config(task_cfg)
     return TaskSpec.from_config(task_cfg)
 
 
 @dataclass(frozen=True)
 class SplitDef:
-    """One split file: its place ``k`` in the split list (which seeds it), size, length and input noise."""
+    """One split file: its place ``k`` in the split list (which seeds it), size, length and input noise.
+
+    ``preset`` is an optic-flow split's difficulty preset (None for every other family): it joins the file
+    name and the ids. ``label`` is the ``split`` column of the split's metric rows; it defaults to the
+    role, and an optic-flow test split at a preset other than the training one is ``test_<preset>``, so
+    its rows stay apart from the clean test rows that summaries read.
+    """
 
     name: str
     role: str
@@ -172,18 +185,30 @@ class SplitDef:
     count: int
     T: int
     noise_std: float = 0.0
+    preset: str | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.role)
+
+    @property
+    def _preset_suffix(self) -> str:
+        return f"_{self.preset}" if self.preset is not None else ""
 
     @property
     def filename(self) -> str:
-        """The original benchmark's file name, e.g. ``train_T50.npz``, ``test_noise_T200_noise0.05.npz``."""
+        """The original benchmark's file name, e.g. ``train_T50.npz``, ``test_noise_T200_noise0.05.npz``;
+        an optic-flow split adds its preset, e.g. ``test_T16_hard.npz``."""
         if self.role == "test_noise":
             return f"test_noise_T{self.T}_noise{self.noise_std:.2f}.npz"
-        return f"{self.role}_T{self.T}.npz"
+        return f"{self.role}_T{self.T}{self._preset_suffix}.npz"
 
     @property
     def id_prefix(self) -> str:
-        """Prefix of the per-sequence ids, ``<role>_T<T>_n<noise:.2f>`` as in the original benchmark."""
-        return f"{self.role}_T{self.T}_n{self.noise_std:.2f}"
+        """Prefix of the per-sequence ids, ``<role>_T<T>_n<noise:.2f>`` as in the original benchmark, plus
+        ``_<preset>`` for an optic-flow split."""
+        return f"{self.role}_T{self.T}_n{self.noise_std:.2f}{self._preset_suffix}"
 
     def seed_sequence(self, data_seed: int) -> np.random.SeedSequence:
         """``SeedSequence([data_seed, k, T, round(1000·noise)])``: independent of every training seed."""
@@ -206,24 +231,29 @@ def split_plan(task_cfg: Mapping[str, Any]) -> list[SplitDef]:
 
     An associative episode has one length fixed by its knobs (``AssociativeSpec.T``), so that task has
     one train, one validation and one test split of that length, and no noise sets; the ``T`` values
-    and ``test_noise`` of the config do not apply to it.
+    and ``test_noise`` of the config do not apply to it. Nor do they to optic flow (length
+    ``OpticFlowSpec.T``), whose splits are train and val at the training preset, then one test split per
+    entry of ``test_presets`` (``_optic_flow_rows``).
     """
     train, val, test = task_cfg["train"], task_cfg["val"], task_cfg["test"]
     if task_cfg["name"] == ASSOCIATIVE:
         T = AssociativeSpec.from_config(task_cfg).T
-        rows: list[tuple[str, str, int, int, float]] = [
-            ("train", "train", int(train["count"]), T, 0.0), ("val", "val", int(val["count"]), T, 0.0),
-            (f"test_T{T}", "test", int(test["count"]), T, 0.0)]
+        rows: list[dict[str, Any]] = [
+            {"name": "train", "role": "train", "count": int(train["count"]), "T": T},
+            {"name": "val", "role": "val", "count": int(val["count"]), "T": T},
+            {"name": f"test_T{T}", "role": "test", "count": int(test["count"]), "T": T}]
+    elif task_cfg["name"] == OPTIC_FLOW:
+        rows = _optic_flow_rows(OpticFlowSpec.from_config(task_cfg), task_cfg)
     else:
-        rows = [("train", "train", int(train["count"]), int(train["T"]), 0.0),
-                ("val", "val", int(val["count"]), int(val["T"]), 0.0)]
-        rows += [(f"test_T{int(T)}", "test", int(test["count"]), int(T), 0.0) for T in test["T"]]
+        rows = [{"name": "train", "role": "train", "count": int(train["count"]), "T": int(train["T"])},
+                {"name": "val", "role": "val", "count": int(val["count"]), "T": int(val["T"])}]
+        rows += [{"name": f"test_T{int(T)}", "role": "test", "count": int(test["count"]), "T": int(T)}
+                 for T in test["T"]]
         noisy = task_cfg["test_noise"]
         noise_T = int(noisy["T"])
-        rows += [(f"test_noise_T{noise_T}_noise{float(sd):.2f}", "test_noise", int(noisy["count"]), noise_T,
-                  float(sd)) for sd in noisy["noise"]]
-    plan = [SplitDef(name=name, role=role, k=k, count=count, T=T, noise_std=sd)
-            for k, (name, role, count, T, sd) in enumerate(rows)]
+        rows += [{"name": f"test_noise_T{noise_T}_noise{float(sd):.2f}", "role": "test_noise",
+                  "count": int(noisy["count"]), "T": noise_T, "noise_std": float(sd)} for sd in noisy["noise"]]
+    plan = [SplitDef(k=k, **row) for k, row in enumerate(rows)]
     seen: dict[str, SplitDef] = {}
     for split in plan:
         if split.count < 1 or split.T < 1:
@@ -235,6 +265,22 @@ def split_plan(task_cfg: Mapping[str, Any]) -> list[SplitDef]:
                                 f"{split.filename}; make the T values / noise levels distinct at two decimals")
         seen[split.filename] = split
     return plan
+
+
+def _optic_flow_rows(spec: OpticFlowSpec, task_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Split rows of the optic-flow task: train and val at ``spec.preset``, one test per test preset.
+
+    Every split is named after its preset (``test_<preset>``, file ``test_T16_<preset>.npz``). The test at
+    the training preset is labelled ``test`` in the metric rows, the in-distribution test that summaries
+    and cross-region comparisons read; the others are ``test_<preset>``.
+    """
+    T = spec.T
+    rows = [{"name": role, "role": role, "count": int(task_cfg[role]["count"]), "T": T, "preset": spec.preset}
+            for role in ("train", "val")]
+    rows += [{"name": f"test_{preset}", "role": "test", "count": int(task_cfg["test"]["count"]), "T": T,
+              "preset": preset, "label": "test" if preset == spec.preset else f"test_{preset}"}
+             for preset in spec.test_presets]
+    return rows
 
 
 def nested_train_subset(count: int, fraction: float) -> int:
@@ -377,12 +423,16 @@ def _path_arrays(spec: TaskSpec, split: SplitDef, data_seed: int) -> tuple[np.nd
 
 
 def generate_split(spec: AnyTaskSpec, split: SplitDef, *, data_seed: int) -> dict[str, np.ndarray]:
-    """All arrays of one split file (the original's keys plus ``data_seed``, the knobs and ``content_sha256``).
+    """All arrays of one split file (the original's keys plus ``data_seed``, the knobs and ``content_sha256``;
+    an optic-flow file also its ``preset``).
 
-    Associative episodes carry their odour noise inside the episode; their clean inputs are the inputs.
+    Associative and optic-flow episodes carry their noise (odour noise, sensor noise) inside the episode;
+    their clean inputs are the inputs.
     """
-    if isinstance(spec, AssociativeSpec):
-        episodes = associative_split_arrays(spec, split.seed_sequence(data_seed), data_seed, split.count)
+    if isinstance(spec, EPISODE_SPECS):
+        seed = split.seed_sequence(data_seed)
+        episodes = (associative_split_arrays(spec, seed, data_seed, split.count) if isinstance(spec, AssociativeSpec)
+                    else optic_flow_split_arrays(spec, seed, split.count, split.preset))
         inputs, clean, targets = episodes["inputs"], episodes["inputs"], episodes["targets"]
     else:
         inputs, clean, targets = _path_arrays(spec, split, data_seed)
@@ -398,6 +448,8 @@ def generate_split(spec: AnyTaskSpec, split: SplitDef, *, data_seed: int) -> dic
         "data_seed": np.array(data_seed, dtype=np.int64),
         "content_sha256": np.array(_content_sha256(inputs, targets)),
     }
+    if split.preset is not None:
+        arrays["preset"] = np.array(split.preset)
     arrays.update(spec.knob_values())
     return arrays
 
@@ -428,7 +480,7 @@ def load_split(path: str | os.PathLike, spec: AnyTaskSpec, split: SplitDef, *,
     """Load a split file and prove it is the one asked for; never trust a stale cache silently.
 
     Checks, each failing with a :class:`BPUInputError` naming the file and the field: presence of every
-    key, ``cache_version``, ``task_kind``, ``T``, ``noise_std``, every knob of the task (``knob_values``,
+    key, ``cache_version``, ``task_kind``, ``T``, ``noise_std``, ``preset`` (optic flow), every knob of the task (``knob_values``,
     compared at its stored precision), ``data_seed`` when given, array shapes and dtypes, and the content
     hash of inputs and targets.
     """
@@ -443,7 +495,7 @@ def load_split(path: str | os.PathLike, spec: AnyTaskSpec, split: SplitDef, *,
 
     knobs = spec.knob_values()
     required = ("inputs", "clean_inputs", "targets", "ids", "T", "noise_std", "cache_version", "task_kind",
-                "data_seed", "content_sha256", *knobs)
+                "data_seed", "content_sha256", *(("preset",) if split.preset is not None else ()), *knobs)
     for key in required:
         if key not in arrays:
             raise _mismatch(path, key, "<missing>", "present")
@@ -459,6 +511,8 @@ def load_split(path: str | os.PathLike, spec: AnyTaskSpec, split: SplitDef, *,
         raise _mismatch(path, "T", scalar("T"), split.T)
     if arrays["noise_std"] != np.float32(split.noise_std):
         raise _mismatch(path, "noise_std", scalar("noise_std"), float(np.float32(split.noise_std)))
+    if split.preset is not None and str(scalar("preset")) != split.preset:
+        raise _mismatch(path, "preset", str(scalar("preset")), split.preset)
     for key, expected in knobs.items():
         if not _same_value(arrays[key], expected):
             raise _mismatch(path, key, scalar(key), expected.item())

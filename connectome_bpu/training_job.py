@@ -25,6 +25,8 @@ from .gpu import select_device
 from .graph import PrimaryGraph, load_primary
 from .matrix import matrix_sha256
 from .metrics import (
+    EXAMPLE_EPISODES,
+    EXAMPLES_FILE,
     DRIFT_COLUMN,
     DRIFT_SOURCE,
     drift_slope,
@@ -128,7 +130,8 @@ def run_job(request: JobRequest) -> pd.DataFrame:
         info.update({"epochs_ran": outcome.epochs_ran, "best_epoch": outcome.best_epoch,
                      "final_train_loss": outcome.final_train_loss, "best_val_loss": outcome.best_val_loss,
                      WALLCLOCK_LATENCY: latency_ms_per_sequence(built.model, val[0], settings.batch_size)})
-        metrics = evaluate_job_model(request, spec, built.model, splits, eval_splits, info, settings.batch_size,
+        metrics, examples = evaluate_job_model(request, spec, built.model, splits, eval_splits, info,
+                                               settings.batch_size,
                                      claim.device)
         history = pd.DataFrame([{"seed": request.seed, "model": request.model, "n_train": request.n_train, **h}
                                 for h in outcome.history]).reindex(columns=HISTORY_COLUMNS)
@@ -137,7 +140,7 @@ def run_job(request: JobRequest) -> pd.DataFrame:
                       "train_recurrent": built.mode,
                       "state": {n: p.detach().cpu() for n, p in built.model.named_parameters() if p.requires_grad},
                       "best_epoch": outcome.best_epoch, "best_val_loss": outcome.best_val_loss}
-        _write_outputs(request.out_dir, checkpoint, metrics, history)
+        _write_outputs(request.out_dir, checkpoint, metrics, history, examples)
         (request.out_dir / RESUME_FILE).unlink(missing_ok=True)
         return metrics
     finally:
@@ -155,7 +158,8 @@ def build_job_model(request: JobRequest, spec: AnyTaskSpec, device: torch.device
                         input_dim=spec.input_dim, output_dim=spec.output_dim, seed=request.seed,
                         train_mode=mode, runtime=request.training_cfg["runtime"], device=device,
                         dense_max_neurons=request.training_cfg["dense_max_neurons"],
-                        gru_max_hidden=request.training_cfg["gru_reference_max_hidden"])
+                        gru_max_hidden=request.training_cfg["gru_reference_max_hidden"],
+                        input_init=request.training_cfg["input_init"])
     return BuiltModel(model=model, K=K, matrix_sha256=matrix_sha, mode=mode)
 
 
@@ -170,14 +174,25 @@ def _fingerprint(request: JobRequest, built: BuiltModel, settings: TrainSettings
 
 
 def evaluate_job_model(request: JobRequest, spec: AnyTaskSpec, model: torch.nn.Module, splits: dict,
-                       eval_splits: list[SplitDef], info: dict, batch_size: int, device: torch.device) -> pd.DataFrame:
-    """One metric row per test split (clean lengths and noise levels), plus the drift slope over lengths."""
-    rows = []
+                       eval_splits: list[SplitDef], info: dict, batch_size: int, device: torch.device
+                       ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One metric row per test split (clean lengths and noise levels), plus the drift slope over lengths; and the
+    example episodes of every split (:func:`_examples`)."""
+    rows, examples = [], {}
     for split in eval_splits:
         inputs, targets = _tensors(splits[split.name], device)
-        scores = evaluate(spec, predict(model, inputs, batch_size), targets.cpu().numpy(), splits[split.name]["inputs"])
+        outputs = predict(model, inputs, batch_size)
+        scores = evaluate(spec, outputs, targets.cpu().numpy(), splits[split.name]["inputs"])
         rows.append(_row(request, spec, split, info, scores))
-    return _with_drift(pd.DataFrame(rows), spec)
+        examples.update(_examples(split, outputs, splits[split.name]["targets"]))
+    return _with_drift(pd.DataFrame(rows), spec), examples
+
+
+def _examples(split: SplitDef, outputs: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+    """Raw outputs and targets of a split's first ``EXAMPLE_EPISODES`` episodes, keyed by split name: what a
+    figure of predicted against true values over time draws (the same episodes for every model and seed)."""
+    return {f"output__{split.name}": np.asarray(outputs[:EXAMPLE_EPISODES], dtype=np.float32),
+            f"target__{split.name}": np.asarray(targets[:EXAMPLE_EPISODES], dtype=np.float32)}
 
 
 def _model_info(model: torch.nn.Module, mode: str, K: int, device: torch.device) -> dict:
@@ -195,7 +210,7 @@ def _model_info(model: torch.nn.Module, mode: str, K: int, device: torch.device)
 
 
 def _row(request: JobRequest, spec: AnyTaskSpec, split: SplitDef, info: dict, scores: dict) -> dict:
-    return {"seed": request.seed, "model": request.model, "task": spec.name, "split": split.role, "T": split.T,
+    return {"seed": request.seed, "model": request.model, "task": spec.name, "split": split.label, "T": split.T,
             "noise_std": split.noise_std, "n_train": request.n_train, **info, **scores}
 
 
@@ -216,20 +231,23 @@ def _run_mean_predictor(request: JobRequest, spec: AnyTaskSpec, splits: dict, tr
             "trainable_parameter_count": 0, "frozen_edge_count": 0, "recurrent_parameter_count": 0,
             "trainable_recurrent_parameter_count": 0, "recurrent_train_mode": "none", "runtime": "none", "K": 0,
             "device": "cpu", WALLCLOCK_LATENCY: math.nan}
-    rows = []
+    rows, examples = [], {}
     for split in eval_splits:
         targets = splits[split.name]["targets"]
         outputs = mean_predictor_outputs(means, spec, len(targets), split.T)
         rows.append(_row(request, spec, split, info, evaluate(spec, outputs, targets, splits[split.name]["inputs"])))
+        examples.update(_examples(split, outputs, targets))
     metrics = _with_drift(pd.DataFrame(rows), spec)
     checkpoint = {"model": MEAN_PREDICTOR, "seed": request.seed, "n_train": request.n_train,
                   "state": {"mean_targets": torch.from_numpy(np.asarray(means))}}
-    _write_outputs(request.out_dir, checkpoint, metrics, pd.DataFrame(columns=HISTORY_COLUMNS))
+    _write_outputs(request.out_dir, checkpoint, metrics, pd.DataFrame(columns=HISTORY_COLUMNS), examples)
     return metrics
 
 
-def _write_outputs(out_dir: Path, checkpoint: dict, metrics: pd.DataFrame, history: pd.DataFrame) -> None:
+def _write_outputs(out_dir: Path, checkpoint: dict, metrics: pd.DataFrame, history: pd.DataFrame,
+                   examples: dict[str, np.ndarray]) -> None:
     with atomic.atomic_path(out_dir / "checkpoint.pt") as tmp:
         torch.save(checkpoint, tmp)
+    atomic.save_npz(out_dir / EXAMPLES_FILE, **examples)
     atomic.write_csv(out_dir / "loss_history.csv", history)
     atomic.write_csv(out_dir / "metrics.csv", metrics)   # last: its presence means the job completed

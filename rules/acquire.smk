@@ -36,6 +36,23 @@ rule synthetic_mb:
         "../workflow_scripts/synthetic_mb.py"
 
 
+rule synthetic_optic:
+    output:
+        [exports(f) for f in EXPORT_FILES],
+        provenance=exports("provenance.json"),
+    wildcard_constraints:
+        substrate=one_of(substrates_of("synthetic_optic")),
+    params:
+        settings=substrate_value("synthetic_optic"),
+        code=rule_code_hash("acquire", "synthetic_optic"),
+    log:
+        substrate_log("synthetic_optic"),
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/synthetic_optic.py"
+
+
 # A substrate cut or expanded to another substrate's neuron and edge count (cross-region size control).
 rule size_matched_exports:
     input:
@@ -124,6 +141,7 @@ rule cached_exports:
         connectome=substrate_value("connectome"),
         release=config["flywire"]["release"],
         nt_confidence=config["flywire"]["nt_confidence"],
+        optic_lobe=flywire_optic_lobe_settings,
         code=rule_code_hash("acquire", "cached_exports"),
     resources:
         mem_mb=cached_exports_memory,

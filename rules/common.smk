@@ -9,7 +9,8 @@ from snakemake.logging import logger
 from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
-from connectome_bpu.figures import FIGURES, figures_for
+from connectome_bpu.figures import EXAMPLE_FIGURES, FIGURES, figures_for
+from connectome_bpu.metrics import EXAMPLES_FILE
 from connectome_bpu.model_names import CONTROL_NAMES, MODEL_NAMES, NO_RECURRENCE, is_stored_control, is_trained
 from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.substrates import KINDS, is_synthetic, primary_rois, substrate_kind
@@ -228,6 +229,25 @@ def figures_of_experiment(wildcards):
     return [experiment_file(f"figures/{name}.png", experiment.name) for name in figures_for(experiment.task["name"])]
 
 
+def _example_jobs(wildcards):
+    """(model, job) of the first seed's full-size jobs, for the figures that draw example episodes."""
+    experiment = _experiment(wildcards)
+    if wildcards.figure not in EXAMPLE_FIGURES:
+        return []
+    first = experiment.seeds[0]
+    return [(model, job_file(EXAMPLES_FILE, model, seed, n_train, experiment.substrate, experiment.task_variant,
+                             experiment.training_variant(model)))
+            for model, seed, n_train in experiment.jobs() if seed == first and n_train == experiment.n_train]
+
+
+def figure_examples(wildcards):
+    return [path for _, path in _example_jobs(wildcards)]
+
+
+def figure_example_models(wildcards):
+    return [model for model, _ in _example_jobs(wildcards)]
+
+
 def splits_of_experiment(wildcards):
     return experiment_splits(_experiment(wildcards))
 
@@ -318,6 +338,15 @@ def size_match_seed(wildcards):
 
 def cached_source(wildcards):
     return substrate_kind(SUBSTRATES[wildcards.substrate]).source
+
+
+def flywire_optic_lobe_settings(wildcards):
+    """flywire_optic_lobe: its neuropils, cap and the pool settings its cap's input neurons follow; {} otherwise
+    (so the other substrates' params, and their exports, do not change with these keys)."""
+    cfg = SUBSTRATES[wildcards.substrate]
+    if cfg["connectome"] != "flywire_optic_lobe":
+        return {}
+    return {**cfg["flywire"]["optic_lobe"], "pools": cfg["graph"]["pools"]}
 
 
 def cached_exports_memory(wildcards):

@@ -34,11 +34,15 @@ rule figure:
         history=experiment_file("loss_history.csv"),
         sample_efficiency=experiment_file("sample_efficiency_by_seed.csv"),
         metadata=experiment_input(graph_file, "graph_metadata.json"),
+        examples=figure_examples,
     output:
         report(experiment_file("figures/{figure}.png"), category="Figures"),
     params:
         options=experiment_value("config", "figures"),
         task=experiment_value("task", "name"),
+        task_cfg=experiment_value("task"),
+        seeds=experiment_value("seeds"),
+        example_models=figure_example_models,
         models=experiment_value("models"),
         se_models=experiment_value("se_models"),
         train_T=experiment_value("train_T"),

@@ -15,6 +15,7 @@ rule train_model:
         checkpoint=job_file("checkpoint.pt"),
         history=job_file("loss_history.csv"),
         metrics=job_file("metrics.csv"),
+        examples=job_file("test_examples.npz"),
     params:
         task=task_settings,
         training=training_settings,

@@ -186,11 +186,32 @@ def test_short_form_selects_the_task_of_the_one_experiment(workdir: Path):
     ({"associative": {"sparsity": 1.5}}, r"task\.associative\.sparsity"),
     ({"landmark": {"visible_prob": 1.5}}, r"task\.landmark\.visible_prob"),
     ({"landmark": {"displacement_scale": -1}}, r"task\.landmark\.displacement_scale"),
+    ({"optic_flow": {"hex_rings": 0}}, r"task\.optic_flow\.hex_rings is 0; .*lattice too small for the readout"),
+    ({"optic_flow": {"frames": 1}}, r"task\.optic_flow\.frames is 1; expected an integer >= 2"),
+    ({"optic_flow": {"contrast_jitter": 1.5}}, r"task\.optic_flow\.contrast_jitter is 1\.5"),
+    ({"optic_flow": {"preset": "hard", "test_presets": ["easy"]}},
+     r"task\.optic_flow\.test_presets is \['easy'\]; expected it to include task\.optic_flow\.preset \('hard'\)"),
+    ({"optic_flow": {"texture": "marble"}},
+     r"config key 'task\.optic_flow\.texture' has value 'marble'; allowed: one of 'gratings'"),
+    ({"optic_flow": {"test_presets": ["medium", "extreme"]}},
+     r"config key 'task\.optic_flow\.test_presets\.1' has value 'extreme'; allowed: one of 'easy', 'medium', 'hard'"),
+    ({"optic_flow": {"hex_ring": 4}}, r"config key 'task\.optic_flow': Additional properties are not allowed"),
 ])
 def test_unsatisfiable_episode_specs_stop_before_any_job(task, message):
     """Each family's knobs are checked with the rest of the config, naming the experiment and the key."""
-    name = "mb_associative" if "associative" in task else "cx_landmark_bump"
+    name = {"associative": "mb_associative", "landmark": "cx_landmark_bump", "optic_flow": "optic_flow"}[next(iter(task))]
     config = copy.deepcopy(BASE)
     config["experiments"] = [{"name": "family", "task": {"name": name, **task}}]
     with pytest.raises(BPUInputError, match=rf"experiment 'family'.*{message}"):
         _validated(config)
+
+
+def test_optic_substrate_lattice_must_match_the_eye_with_a_one_to_one_input_map():
+    config = copy.deepcopy(BASE)
+    config["experiments"] = [{"name": "eye", "connectome": "synthetic_optic", "synthetic_optic": {"hex_rings": 3},
+                              "task": {"name": "optic_flow"}, "training": {"input_init": "one_to_one"}}]
+    with pytest.raises(BPUInputError, match=r"experiment 'eye'.*'synthetic_optic\.hex_rings' \(3\) and "
+                                            r"'task\.optic_flow\.hex_rings' \(4\) must be equal"):
+        _validated(config)
+    config["experiments"][0]["training"] = {"input_init": "uniform"}    # a random map has no lattice to match
+    _validated(config)

@@ -14,13 +14,14 @@ from connectome_bpu.model_names import control_seed
 from connectome_bpu.controls import (build_control, dale_labels, load_control, save_control, validate_control,
                                      write_no_recurrence_marker)
 from connectome_bpu.matrix import column_sign, matrix_invariants, matrix_sha256, scalar_invariants
-from connectome_bpu.model_names import CONTROL_NAMES
+from connectome_bpu.model_names import CONTROL_NAMES, GAUSSIAN_CONTROLS
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.spectral import scale_to_radius
 
 RHO = 0.95
 N = 300             # above spectral's dense_max_n: the sparse estimators real substrates use
 SEEDS = (0, 1, 2)
+WEIGHT_KEEPING = [name for name in CONTROL_NAMES if name not in GAUSSIAN_CONTROLS]
 
 
 def arpack_radius(matrix) -> float:
@@ -90,7 +91,7 @@ def same_matrix(a, b) -> bool:
 
 @pytest.mark.parametrize("kind", ["unsigned", "signed"])
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", CONTROL_NAMES)
+@pytest.mark.parametrize("name", WEIGHT_KEEPING)
 def test_every_control_keeps_its_invariants(name, seed, kind, unsigned, signed, signs):
     primary = signed if kind == "signed" else unsigned
     neuron_signs = signs if kind == "signed" else None
@@ -128,6 +129,37 @@ def test_every_control_keeps_its_invariants(name, seed, kind, unsigned, signed, 
         assert np.all((columns == 0) | (columns == labels))
         inhibitory = labels[sp.coo_matrix(primary).col] == -1
         assert np.count_nonzero(labels[sp.coo_matrix(matrix).col] == -1) == np.count_nonzero(inhibitory)
+
+
+@pytest.mark.parametrize("kind", ["unsigned", "signed"])
+@pytest.mark.parametrize("name", GAUSSIAN_CONTROLS)
+def test_gaussian_controls_draw_fresh_weights_at_the_connectome_radius(name, kind, unsigned, signed, signs, tmp_path):
+    primary = signed if kind == "signed" else unsigned
+    control = build_control(primary, name, 0, rho_target=RHO)
+    matrix = control.matrix
+    got, want = matrix_invariants(matrix), matrix_invariants(primary)
+    for key in ("N", "edge_count", "self_loop_count"):
+        assert got[key] == want[key], key
+    assert control.spectral_after.radius == pytest.approx(RHO, abs=1e-5)
+    weights = matrix.data.astype(np.float64) / control.scale
+    assert np.sqrt(np.mean(weights**2)) == pytest.approx(np.mean(np.abs(primary.data)), rel=0.1)
+    assert 0.45 < np.mean(weights < 0) < 0.55          # zero-mean: half the signs flip, whatever the primary's
+    if name == "random_weight_topology":
+        assert edge_set(matrix) == edge_set(primary)
+    else:
+        assert len(edge_set(matrix) & edge_set(primary)) < 0.1 * primary.nnz
+    assert same_matrix(matrix, build_control(primary, name, 0, rho_target=RHO).matrix)
+    assert not same_matrix(matrix, build_control(primary, name, 1, rho_target=RHO).matrix)
+
+    path = tmp_path / "control.npz"
+    save_control(path, control, primary_sha256=matrix_sha256(primary))
+    checks = validate_control(path, primary, name=name, seed=0, rho_target=RHO)
+    assert all(c.passed for c in checks), [c.text for c in checks if not c.passed]
+    assert any("fresh zero-mean Gaussian weights" in c.text for c in checks)
+    # the same file checked against a primary of another weight scale fails the Gaussian check
+    rescaled = validate_control(path, primary * 3.0, name=name, seed=0, rho_target=RHO,
+                                primary_sha256=matrix_sha256(primary))
+    assert not all(c.passed for c in rescaled if "Gaussian" in c.text)
 
 
 @pytest.mark.parametrize("kind", ["unsigned", "signed"])
@@ -376,6 +408,7 @@ CHECK_KINDS = {
     "support": "keeps the primary's support",
     "dale": "one sign per presynaptic neuron",
     "marker_hash": "matches the weight multiset checksum",
+    "gaussian": "fresh zero-mean Gaussian weights",
 }
 
 
@@ -449,10 +482,11 @@ def test_validation_passes_on_good_files(tmp_path, name, kind, unsigned, signed,
     checks = validate(path, primary, name, 1, neuron_signs, spectral_kwargs={"dense_max_n": 0})
     assert all(line.passed for line in checks), [line.text for line in checks if not line.passed]
     assert all(line.text.startswith(f"{name} seed 1") for line in checks)
+    weights = "gaussian" if name in GAUSSIAN_CONTROLS else "multiset"
     expected = {"identity", "primary", "radius"} | ({"N", "edges", "loops", "marker_hash"} if name == "no_recurrence"
-                                                     else {"stored", "N", "edges", "loops", "multiset"})
+                                                     else {"stored", "N", "edges", "loops", weights})
     expected |= {"in_degree", "out_degree"} if name.startswith("degree_shuffle") else set()
-    expected |= {"support"} if name.startswith("weight_shuffle") else set()
+    expected |= {"support"} if name.startswith(("weight_shuffle", "random_weight_topology")) else set()
     expected |= {"dale"} if name.endswith("_dale") else set()
     assert set(kinds(checks)) == expected
     radius_line = next(line.text for line in checks if CHECK_KINDS["radius"] in line.text)
@@ -508,6 +542,8 @@ def broken_files(tmp_path, unsigned, signed, signs):
         matrix.data[np.argmin(matrix.data)] *= 1.001
         rewrite(p, matrix=matrix)
     add("altered weight", "weight_shuffle", unsigned, "multiset", perturb_weight)
+    add("positive Gaussian weights", "random_sparse", unsigned, "gaussian",
+        lambda p: rewrite(p, matrix=abs(matrix_of(p))))
     add("altered in-degree", "degree_shuffle", unsigned, "in_degree",
         lambda p: rewrite(p, matrix=move_entry(matrix_of(p), row=0)))
     add("altered out-degree", "degree_shuffle_dale", signed, "out_degree",

@@ -33,6 +33,7 @@ def _config(seeds: list[int], data_seed: int = 12345) -> dict:
     # Both experiments share one substrate (its settings are top-level), so every control lands in one place.
     substrate = {"synthetic_cx": DEFAULT_MODELS_OVERRIDES["synthetic_cx"]}
     models = {k: v for k, v in DEFAULT_MODELS_OVERRIDES.items() if k not in substrate}
+    models["models"] = ["cx_bpu", *CONTROL_NAMES, "no_recurrence"]    # every control the pipeline can build
     return {"seeds": seeds, "task": {"sample_efficiency_fractions": [1.0], "data_seed": data_seed}, **substrate,
             "experiments": [{"name": TRAINED}, {"name": ALL_CONTROLS, **models, "seeds": seeds[:1]}]}
 

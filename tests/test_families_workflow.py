@@ -1,6 +1,7 @@
 """The task families beyond path integration, run by the real snakemake on tiny settings in one DAG:
 MB associative memory on the embedded ``synthetic_mb`` (with every topology control), the landmark task
-on ``synthetic_cx``, and cross-region transfer between the two (with a size-matched condition)."""
+on ``synthetic_cx``, cross-region transfer between the two (with a size-matched condition), and optic flow on
+the embedded ``synthetic_optic`` with its Gaussian-weight controls."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ pytestmark = pytest.mark.workflow
 ASSOCIATIVE = {"name": "mb_associative", "train": {"count": 64}, "val": {"count": 32}, "test": {"count": 32},
                "associative": {"odours": 12, "odour_dim": 12, "per_episode": 3, "reversals": 1}}
 CONTROLS = ["random", "degree_shuffle", "weight_shuffle", "no_recurrence"]
+OPTIC = {"name": "optic_flow", "train": {"count": 64}, "val": {"count": 32}, "test": {"count": 32},
+         "optic_flow": {"hex_rings": 2, "frames": 6, "panorama_height": 24, "panorama_width": 64}}
+OPTIC_CONTROLS = ["random_sparse", "random_weight_topology"]
 CONFIG = {
     "synthetic_mb": {"projection_neurons": 12, "kenyon_cells": 80, "claws": 4, "compartments": 2},
+    "synthetic_optic": {"hex_rings": 2},
     "models": ["connectome_bpu"],
     "task": {"sample_efficiency_fractions": [1.0]},
     "experiments": [
@@ -29,6 +34,8 @@ CONFIG = {
          "size_match": {"like": "assoc_mb", "seed": 0}},
         {"name": "landmark_cx", "connectome": "synthetic_cx", "task": {"name": "cx_landmark_bump"}},
         {"name": "path_mb", "connectome": "synthetic_mb", "task": {"name": "cx_landmark_bump"}},
+        {"name": "optic", "connectome": "synthetic_optic", "task": OPTIC, "models": ["connectome_bpu", *OPTIC_CONTROLS],
+         "controls": {"dale": False}},
     ],
     "cross_region": [
         {"family": "associative", "matched": "assoc_mb", "mismatched": "assoc_cx", "size_matched": "assoc_cx_sized"},
@@ -39,7 +46,7 @@ CONFIG = {
 
 # Everything of assoc_mb; tables and summaries of the other conditions (their figures, reports and manifests
 # are the same rules as assoc_mb's and the path experiments', already covered elsewhere).
-TARGETS = ("assoc_mb", "results/experiments/landmark_cx/summary.md", "results/cross_region/summary.md")
+TARGETS = ("assoc_mb", "optic", "results/experiments/landmark_cx/summary.md", "results/cross_region/summary.md")
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +62,11 @@ def test_the_plan_builds_shared_artifacts_once(run):
     _, plan = run
     # synthetic_cx, synthetic_mb and the size-matched CX each get exports and a graph cache
     assert plan["synthetic_cx"] == plan["synthetic_mb"] == plan["size_matched_exports"] == 1, plan
-    assert plan["matrices"] == 3 and plan["cross_region"] == 1, plan
-    assert plan["control"] == len(CONTROLS) * 2, plan      # assoc_mb's, two seeds
-    assert plan["task_split"] == 3 + 6, plan   # associative: train/val/test; landmark: train/val, 2 test T, 2 noise
+    assert plan["synthetic_optic"] == 1, plan
+    assert plan["matrices"] == 4 and plan["cross_region"] == 1, plan
+    assert plan["control"] == (len(CONTROLS) + len(OPTIC_CONTROLS)) * 2, plan      # two seeds each
+    # associative: train/val/test; landmark: train/val, 2 test T, 2 noise; optic flow: train/val, 3 test presets
+    assert plan["task_split"] == 3 + 6 + 5, plan
 
 
 def test_associative_family_tables_figures_and_summary(run):
@@ -88,6 +97,36 @@ def test_every_control_of_every_seed_is_matched_in_spectral_radius(run):
         for seed in (0, 1):
             assert any(line.startswith(f"- PASS: {control} seed {seed} spectral radius is matched to rho_target")
                        for line in lines), (control, seed)
+
+
+def test_optic_flow_family_tables_figures_and_controls(run):
+    workdir, _ = run
+    results = experiment_dir(workdir, "optic")
+    by_seed = pd.read_csv(results / "metrics_by_seed.csv")
+    assert set(by_seed["model"]) == {"connectome_bpu", *OPTIC_CONTROLS, "mean_predictor"}
+    assert set(by_seed["split"]) == {"test_easy", "test", "test_hard"}     # medium is the training preset
+    splits = {path.name for path in (workdir / "results/tasks").glob("optic_flow_*/*.npz")}
+    assert splits == {"train_T6_medium.npz", "val_T6_medium.npz", "test_T6_easy.npz", "test_T6_medium.npz",
+                      "test_T6_hard.npz"}
+    for column in ("overall_rmse", "yaw_rmse", "forward_rmse", "lateral_rmse", "translation_rmse"):
+        assert (by_seed[column] > 0).all() and np.isfinite(by_seed[column]).all(), column
+    assert np.isfinite(by_seed[["yaw_r2", "forward_r2", "lateral_r2"]].to_numpy()).all()
+    paired = pd.read_csv(results / "paired_differences.csv")
+    assert set(paired["control"]) >= set(OPTIC_CONTROLS) and "overall_rmse" in set(paired["metric"])
+    summary = (results / "summary.md").read_text()
+    assert "synthetic_optic" in summary and "overall_rmse" in summary.split("## Detail")[0]
+    for name in ("loss_curve", "velocity_traces", "error_by_preset", "sample_efficiency"):
+        assert (results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    lines = (results / "reports/control_validation.md").read_text().splitlines()
+    assert not [line for line in lines if line.startswith("- FAIL")], lines
+    for control in OPTIC_CONTROLS:
+        for seed in (0, 1):
+            assert any(line.startswith(f"- PASS: {control} seed {seed} has fresh zero-mean Gaussian weights")
+                       for line in lines), (control, seed)
+    examples = np.load(next((workdir / "results/synthetic_optic/runs").rglob("connectome_bpu/seed0/*/test_examples.npz")))
+    assert examples["output__test_medium"].shape == examples["target__test_medium"].shape == (4, 6, 3)
+    assert set(examples.files) == {f"{kind}__test_{preset}" for kind in ("output", "target")
+                                   for preset in ("easy", "medium", "hard")}
 
 
 def test_landmark_task_scores_its_uncued_steps(run):

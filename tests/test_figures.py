@@ -201,3 +201,56 @@ def test_cross_region_figure_has_one_panel_per_family_and_the_metric_direction()
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["matched\ns_matched", "mismatched\ns_mismatched"]
     assert sorted(p.get_height() for p in fig.axes[0].patches) == [1.5, 2.5]
     assert "SYNTHETIC" in fig.get_suptitle()
+
+
+def test_every_task_has_its_figures_and_sample_efficiency_panels():
+    from connectome_bpu.tasks import TASK_NAMES
+
+    assert set(figures.PANELS) == set(TASK_NAMES)
+    assert figures.figures_for("optic_flow") == figures.OPTIC_FLOW_FIGURES
+    assert set(figures.OPTIC_FLOW_FIGURES) <= set(figures.FIGURES)
+
+
+def test_velocity_traces_draw_truth_and_the_chosen_models_per_component():
+    import numpy as np
+
+    target = np.zeros((4, 5, 3), dtype=np.float32)
+    target[:, :, 0] = 0.2
+    models = ["connectome_bpu", "random_sparse", "random", "degree_shuffle", "gru_matched", "mean_predictor"]
+    examples = {m: {"output__test_medium": target + 0.01 * i, "target__test_medium": target}
+                for i, m in enumerate(models)}
+    fig = figures.velocity_traces(examples, split="test_medium", seed=0, models=models, options=OPTIONS,
+                                  synthetic=False)
+    axes = fig.axes
+    assert len(axes) == 3 * figures.TRACE_EPISODES
+    assert [axes[i * figures.TRACE_EPISODES].get_ylabel() for i in range(3)] == [
+        "yaw (rad/frame)", "forward (units/frame)", "lateral (units/frame)"]
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    # the connectome, the next two models of the run and the two baselines; degree_shuffle is left out
+    assert labels == ["true", "connectome_bpu", "random_sparse", "random", "gru_matched", "mean_predictor"]
+    truth = axes[0].get_lines()[0]
+    assert list(truth.get_ydata()) == pytest.approx([0.2] * 5)
+    scored = axes[0].get_lines()[1]           # the connectome from frame 1 on; frame 0 drawn apart, hollow
+    assert list(scored.get_xdata()) == [1, 2, 3, 4]
+
+
+def test_error_by_preset_puts_presets_in_order_with_seed_intervals():
+    rows = []
+    for model, base in (("connectome_bpu", 0.18), ("random_sparse", 0.19)):
+        for label, shift in (("test_easy", 0.0), ("test", 0.01), ("test_hard", 0.02)):
+            rows += [{"model": model, "split": label, "seed": s, "overall_rmse": base + shift + 0.1 * s}
+                     for s in SEEDS]
+    fig = figures.error_by_preset(pd.DataFrame(rows), presets=[("test_easy", "easy"), ("test", "medium"),
+                                                               ("test_hard", "hard")],
+                                  metric="overall_rmse", ylabel="Test RMSE", models=["connectome_bpu", "random_sparse"],
+                                  options=OPTIONS, synthetic=True)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["easy", "medium", "hard"]
+    assert "trained on medium" in ax.get_xlabel()
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2
+    line, _, (vertical,) = bars[0].lines
+    assert list(line.get_ydata()) == pytest.approx([0.28, 0.29, 0.30])
+    segments = vertical.get_segments()
+    assert segments[0][1][1] - segments[0][0][1] == pytest.approx(2 * HALF_3, rel=1e-3)
+    assert "SYNTHETIC" in fig._suptitle.get_text()

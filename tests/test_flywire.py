@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import shutil
@@ -24,16 +25,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
+import scipy.sparse as sp
+import yaml
+from scipy.sparse.csgraph import breadth_first_order
 
+from connectome_bpu.config import validate_config
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.exports import load_exports
+from connectome_bpu.pools import assign_region_pools
 from connectome_bpu.sources.download import md5_file
-from connectome_bpu.sources.flywire import (MB_NEUROPILS, PINNED, TRANSMITTERS, connections_name, fetch_release,
-                                            file_url, load_root_ids, normalise_mushroom_body, normalise_whole,
+from connectome_bpu.sources.flywire import (CAP_RULE, MB_NEUROPILS, PINNED, TRANSMITTERS, cap_selection,
+                                            connections_name, fetch_release, file_url, load_root_ids,
+                                            normalise_mushroom_body, normalise_optic_lobe, normalise_whole,
                                             release_files, root_ids_name, write_flywire_exports)
 
 BASE = 720575940600000000   # FlyWire root ids are ~7.2e17, far beyond 2**53
-NEUROPILS = ["MB_CA_L", "MB_ML_R", "MB_VL_L", "AL_L", "LH_R", "FB", "EB"]
+NEUROPILS = ["MB_CA_L", "MB_ML_R", "MB_VL_L", "AL_L", "LH_R", "FB", "EB", "ME_R", "LO_L", "LOP_R"]
+OPTIC = ("ME_R", "LO_L", "LOP_R")   # the optic neuropils of the tiny release (the default list has more)
 RELEASE = "test"
 
 
@@ -119,12 +127,13 @@ def release(tmp_path):
 
 # --- the specification, transcribed plainly into pandas ---------------------------------------------------
 
-def specification(ids: np.ndarray, frame: pd.DataFrame, *, mushroom_body: bool, nt_confidence: float = 0.70):
+def specification(ids: np.ndarray, frame: pd.DataFrame, *, neuropils=None, nt_confidence: float = 0.70):
+    """The whole brain, or with ``neuropils`` the neurons with a synapse in them (MB, optic lobe)."""
     ids = np.sort(ids)
     pre_col, post_col = "pre_pt_root_id", "post_pt_root_id"
     rows = frame[frame[pre_col].isin(ids) & frame[post_col].isin(ids)]
-    if mushroom_body:
-        edge_rows = rows[rows["neuropil"].isin(MB_NEUROPILS)]
+    if neuropils is not None:
+        edge_rows = rows[rows["neuropil"].isin(neuropils)]
         body = np.unique(np.concatenate([edge_rows[pre_col].to_numpy(), edge_rows[post_col].to_numpy()]))
         stat_rows = rows[rows[pre_col].isin(body) | rows[post_col].isin(body)]
     else:
@@ -180,7 +189,7 @@ def _assert_matches(result, expected) -> None:
 def test_whole_brain_matches_the_specification(release, batch_rows):
     roots, connections, ids, frame = release
     result = normalise_whole(roots, connections, batch_rows=batch_rows)
-    _assert_matches(result, specification(ids, frame, mushroom_body=False))
+    _assert_matches(result, specification(ids, frame))
     neurons = result[0].set_index("bodyId")
     assert len(neurons) == ids.size   # every proofread id, with or without rows
     for index, (what, _, label) in VOTES.items():
@@ -191,7 +200,7 @@ def test_whole_brain_matches_the_specification(release, batch_rows):
 def test_mushroom_body_matches_the_specification(release, batch_rows):
     roots, connections, ids, frame = release
     result = normalise_mushroom_body(roots, connections, batch_rows=batch_rows)
-    _assert_matches(result, specification(ids, frame, mushroom_body=True))
+    _assert_matches(result, specification(ids, frame, neuropils=MB_NEUROPILS))
     neurons, roi, edges, stats = result
     assert neurons["bodyId"].size < ids.size
     assert set(edges["bodyId_pre"]) | set(edges["bodyId_post"]) == set(neurons["bodyId"])
@@ -221,7 +230,7 @@ def test_unknown_ids_are_dropped_and_counted(release):
 
 def test_uint64_id_columns_give_the_same_result(tmp_path):
     roots, connections, ids, frame = _write_release(tmp_path, id_type=pa.uint64())
-    _assert_matches(normalise_whole(roots, connections), specification(ids, frame, mushroom_body=False))
+    _assert_matches(normalise_whole(roots, connections), specification(ids, frame))
 
 
 def test_confidence_threshold_is_configurable(release):
@@ -271,6 +280,179 @@ def test_not_a_feather_file(tmp_path, release):
     junk.write_bytes(b"not arrow at all")
     with pytest.raises(BPUInputError, match="junk.feather.*Arrow/Feather"):
         normalise_whole(roots, junk)
+
+
+# --- optic lobe: the neuropil selection, the neuron cap, bad input ------------------------------------------
+
+@pytest.mark.parametrize("batch_rows", [97, 2_000_000])
+def test_optic_lobe_matches_the_specification(release, batch_rows):
+    roots, connections, ids, frame = release
+    result = normalise_optic_lobe(roots, connections, neuropils=OPTIC, batch_rows=batch_rows)
+    _assert_matches(result, specification(ids, frame, neuropils=OPTIC))
+    stats = result[3]
+    known = frame[frame["pre_pt_root_id"].isin(ids) & frame["post_pt_root_id"].isin(ids)]
+    assert stats["connectome"] == "flywire_optic_lobe" and stats["optic_neuropils"] == list(OPTIC)
+    assert stats["optic_source_rows"] == int(known["neuropil"].isin(OPTIC).sum()) and stats["max_neurons"] is None
+    assert stats["aggregated_edge_count"] == len(result[2]) and "cap" not in stats
+
+
+def test_optic_neuropil_without_rows_names_the_config_key(release):
+    """A release other than 783 is not checked at start-up; its export step names what has no row."""
+    roots, connections, *_ = release
+    with pytest.raises(BPUInputError, match=r"'flywire\.optic_lobe\.neuropils' names neuropil\(s\) \['LA_L', 'LA_R', "
+                                            r"'ME_L', 'LO_R', 'LOP_L', 'AME_L', 'AME_R'\] that have no row.*'ME_R'"):
+        normalise_optic_lobe(roots, connections)
+
+
+def _region(edges: list[tuple[int, int, float]], n: int, *, inputs=(), outputs=()) -> tuple:
+    """Export tables of a toy region (ROIs ME_R, LO_R): ``edges`` (pre, post, weight) by neuron index lie
+    inside it; each neuron in ``inputs`` also gets 100 input synapses outside it, each in ``outputs`` 100
+    output synapses outside, so the region pool rule calls them sensory and output."""
+    ids = BASE + 1000 * np.arange(n, dtype=np.int64) + 7
+    pre, post, weight = (np.array(column) for column in zip(*edges))
+    pre_in = np.bincount(pre, weights=weight, minlength=n)
+    post_in = np.bincount(post, weights=weight, minlength=n)
+    pre_out, post_out = np.zeros(n), np.zeros(n)
+    pre_out[list(outputs)] = 100.0
+    post_out[list(inputs)] = 100.0
+    neurons = pd.DataFrame({"bodyId": ids, "type": "", "instance": "", "pre": pre_in + pre_out,
+                            "post": post_in + post_out, "predictedNt": ""})
+    halves = np.arange(n) % 2 == 0   # inside synapses go to ME_R for even, LO_R for odd indices
+    roi_counts = pd.concat([
+        pd.DataFrame({"bodyId": ids, "roi": np.where(halves, "ME_R", "LO_R"), "pre": pre_in, "post": post_in}),
+        pd.DataFrame({"bodyId": ids, "roi": "SMP_R", "pre": pre_out, "post": post_out})])
+    roi_counts = roi_counts[(roi_counts["pre"] + roi_counts["post"]) > 0]
+    roi_counts = roi_counts.sort_values(["bodyId", "roi"]).reset_index(drop=True)
+    connections = pd.DataFrame({"bodyId_pre": ids[pre], "bodyId_post": ids[post], "weight": weight.astype(np.float32)})
+    return neurons, roi_counts, connections.sort_values(["bodyId_pre", "bodyId_post"]).reset_index(drop=True)
+
+
+def _decoy_edges() -> list[tuple[int, int, float]]:
+    """38 neurons. 0-9, the lowest ids, are the most active ones but a clique no input reaches. Inputs 10
+    and 11 each drive four layer-A neurons (12-15, 16-19), layer A drives layer B (20-27), B drives
+    output 28 or 29 and, weakly, the internal neurons 30-37; the outputs feed back onto layer A."""
+    edges = [(i, j, 50.0) for i in range(10) for j in range(10) if i != j]
+    edges += [(10, 12 + k, 5.0) for k in range(4)] + [(11, 16 + k, 5.0) for k in range(4)]
+    edges += [(12 + k, 20 + k, 3.0) for k in range(8)] + [(20 + k, 30 + k, 1.0) for k in range(8)]
+    edges += [(20 + k, 28 if k < 4 else 29, 2.0) for k in range(8)] + [(28, 12, 1.0), (29, 16, 1.0)]
+    return edges
+
+
+DECOY = {"n": 38, "inputs": (10, 11), "outputs": (28, 29)}
+ROIS = ("ME_R", "LO_R")
+
+
+def _reachable_from_inputs(neurons: pd.DataFrame, connections: pd.DataFrame, inputs: np.ndarray) -> np.ndarray:
+    """Ids of the neurons reachable from ``inputs`` along the (directed) edges of a table pair."""
+    ids = neurons["bodyId"].to_numpy(np.int64)
+    pre = np.searchsorted(ids, connections["bodyId_pre"].to_numpy(np.int64))
+    post = np.searchsorted(ids, connections["bodyId_post"].to_numpy(np.int64))
+    graph = sp.csr_matrix((np.ones(pre.size), (pre, post)), shape=(ids.size, ids.size))
+    seen = [breadth_first_order(graph, int(i), directed=True, return_predecessors=False)
+            for i in np.searchsorted(ids, inputs)]
+    return ids[np.unique(np.concatenate(seen))]
+
+
+def test_cap_grows_from_the_inputs_and_never_keeps_the_leading_block():
+    tables = _region(_decoy_edges(), **DECOY)
+    neurons, roi_counts, connections, record = cap_selection(*tables, primary_rois=ROIS, max_neurons=12)
+    ids = tables[0]["bodyId"].to_numpy(np.int64)
+    kept = neurons["bodyId"].to_numpy(np.int64)
+    # One seed (round(12 * 2 / 38) = 1): inputs 10 and 11 drive equally, the lower root id wins. Then rounds
+    # 12-15, 20-23 and, of output 28 (9 synapses) and 30-33 (1 each), the three most active, ties by id.
+    assert kept.tolist() == ids[[10, 12, 13, 14, 15, 20, 21, 22, 23, 28, 30, 31]].tolist()
+    assert not set(kept) & set(ids[:10])   # none of the busiest neurons, which lead in id order
+    assert kept.tolist() != ids[:12].tolist()
+    assert record["rule"] == CAP_RULE and record["rounds"] == 3
+    assert (record["neurons_before"], record["neurons_after"], record["max_neurons"]) == (38, 12, 12)
+    assert (record["input_neurons_before"], record["input_neurons_seeded"], record["input_neurons_kept"]) == (2, 1, 1)
+    assert (record["output_neurons_before"], record["output_neurons_kept"]) == (2, 1)
+    assert record["kept_ids_sha256"] == hashlib.sha256(kept.astype("<i8").tobytes()).hexdigest()
+    assert record["edges_after"] == len(connections) < record["edges_before"] == len(tables[2])
+    # Connected: every kept neuron is reachable from the kept input along kept synapses; rows are consistent.
+    assert set(_reachable_from_inputs(neurons, connections, ids[[10]])) == set(kept)
+    assert set(connections["bodyId_pre"]) | set(connections["bodyId_post"]) <= set(kept)
+    assert set(roi_counts["bodyId"]) == set(kept) and record["roi_count_rows_after"] == len(roi_counts)
+    # The kept input is what the region pool rule calls sensory in the capped tables too.
+    pools = assign_region_pools(neurons, roi_counts, list(ROIS))
+    assert pools.loc[pools["is_sensory"], "bodyId"].tolist() == [ids[10]]
+    assert pools.loc[pools["is_output"], "bodyId"].tolist() == [ids[28]]
+
+
+def test_cap_is_deterministic_and_independent_of_row_order():
+    neurons, roi_counts, connections = _region(_decoy_edges(), **DECOY)
+    first = cap_selection(neurons, roi_counts, connections, primary_rois=ROIS, max_neurons=30)
+    shuffled = connections.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    again = cap_selection(neurons, roi_counts.sample(frac=1.0, random_state=6), shuffled, primary_rois=ROIS,
+                          max_neurons=30)
+    assert first[3] == again[3] and first[3]["input_neurons_seeded"] == 2   # round(30 * 2 / 38) = 2
+    pd.testing.assert_frame_equal(first[0], again[0])
+    # Growth stops when nothing new is reachable: the unreachable clique is never used to fill the cap.
+    assert first[3]["neurons_after"] == 28 and not set(first[0]["bodyId"]) & set(neurons["bodyId"][:10])
+
+
+def test_cap_refusals_name_the_key_the_value_and_what_was_expected():
+    tables = _region(_decoy_edges(), **DECOY)
+    key = r"'flywire\.optic_lobe\.max_neurons' is"
+    with pytest.raises(BPUInputError, match=rf"{key} 39, but .* has only 38 neurons; expected at most 38"):
+        cap_selection(*tables, primary_rois=ROIS, max_neurons=39)
+    # 2 inputs in 38 neurons: a cap keeps the same share, round(9 * 2 / 38) = 0; 10 keeps one.
+    with pytest.raises(BPUInputError, match=rf"{key} 9: .* 2 input neuron\(s\) among 38 .* expected at least 10"):
+        cap_selection(*tables, primary_rois=ROIS, max_neurons=9)
+    with pytest.raises(BPUInputError, match=rf"{key} 10, but none of the 38 selected neurons is an input neuron"):
+        cap_selection(*_region(_decoy_edges(), 38, outputs=(28, 29)), primary_rois=ROIS, max_neurons=10)
+    silent = [edge for edge in _decoy_edges() if edge[0] not in (10, 11)]   # the inputs drive nobody
+    with pytest.raises(BPUInputError, match=rf"{key} 20: none of the 1 input neuron\(s\) it keeps has a kept"):
+        cap_selection(*_region(silent, **DECOY), primary_rois=ROIS, max_neurons=20)
+    unreachable_output = _region(_decoy_edges(), 39, inputs=(10, 11), outputs=(38,))   # 38: no synapse inside
+    with pytest.raises(BPUInputError, match=rf"{key} 20: the 14 neurons it keeps include none of the selection's 1 "
+                                            r"output neuron"):
+        cap_selection(*unreachable_output, primary_rois=ROIS, max_neurons=20)
+
+
+def test_capped_optic_exports_are_byte_identical_and_valid(tmp_path):
+    served, paths, overrides = _cached_release(tmp_path)
+    settings = {"neuropils": OPTIC, "max_neurons": 60}
+    written = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        summary = write_flywire_exports(out, "flywire_optic_lobe", paths, release=RELEASE, overrides=overrides,
+                                        optic_lobe=settings)
+        written.append({name: (out / name).read_bytes() for name in ("neurons.csv", "roi_counts.csv",
+                                                                     "connections.csv")})
+    assert written[0] == written[1]
+    exports = load_exports(tmp_path / "a")   # the strict reader accepts the capped tables
+    provenance = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    stats, cap = provenance["normalisation"], provenance["normalisation"]["cap"]
+    assert provenance["connectome"] == "flywire_optic_lobe" and provenance["primary_rois"] == list(OPTIC)
+    assert stats["max_neurons"] == 60 and stats["optic_neuropils"] == list(OPTIC) and stats["optic_source_rows"] > 0
+    assert cap["neurons_after"] == len(exports.neurons) == summary["neurons"] <= 60 < cap["neurons_before"]
+    assert stats["aggregated_edge_count"] == cap["edges_after"] == len(exports.connections)
+    assert cap["input_neurons_kept"] >= 1 and cap["output_neurons_kept"] >= 1
+    kept = exports.neurons["bodyId"].to_numpy(np.int64)
+    assert cap["kept_ids_sha256"] == hashlib.sha256(kept.astype("<i8").tobytes()).hexdigest()
+    with pytest.raises(BPUInputError, match=rf"max_neurons' is 100000, but .* has only {cap['neurons_before']} "
+                                            rf"neurons"):
+        write_flywire_exports(tmp_path / "c", "flywire_optic_lobe", paths, release=RELEASE, overrides=overrides,
+                              optic_lobe={**settings, "max_neurons": 100_000})
+
+
+def _config(**optic_lobe) -> dict:
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config["flywire"]["optic_lobe"].update(optic_lobe)
+    return config
+
+
+def test_optic_lobe_config_is_checked_at_start_up():
+    assert validate_config(_config())["flywire"]["optic_lobe"]["neuropils"][0] == "LA_L"
+    with pytest.raises(BPUInputError, match=r"'flywire\.optic_lobe\.neuropils' has value \['ME_L', 'LOBULA_R'\]; "
+                                            r"\['LOBULA_R'\] are not neuropils of FlyWire release 783.*LO_R"):
+        validate_config(_config(neuropils=["ME_L", "LOBULA_R"]))
+    with pytest.raises(BPUInputError, match=r"'flywire\.optic_lobe\.max_neurons' has value 0; allowed: a number >= 1"):
+        validate_config(_config(max_neurons=0))
+    other = _config(neuropils=["LOBULA_R"])
+    other["flywire"].update(release="900", files={})   # another release's names are checked by its export step
+    validate_config(other)
 
 
 # --- release files ---------------------------------------------------------------------------------------
@@ -334,7 +516,7 @@ def test_fetched_release_becomes_valid_exports(tmp_path, connectome):
     summary = write_flywire_exports(out, connectome, paths, release=RELEASE, base_url=base_url,
                                     overrides=overrides)
     exports = load_exports(out)   # the strict reader accepts every table
-    expected = specification(ids, frame, mushroom_body=connectome == "flywire_mushroom_body")
+    expected = specification(ids, frame, neuropils=MB_NEUROPILS if connectome == "flywire_mushroom_body" else None)
     assert exports.neurons["bodyId"].tolist() == [int(i) for i in expected[0]["bodyId"]]   # exact 18-digit ids
     assert len(exports.connections) == len(expected[2]) == summary["connections"]
     assert exports.neurons["transmitter"].tolist() == expected[0]["predictedNt"].tolist()

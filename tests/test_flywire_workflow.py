@@ -1,4 +1,5 @@
-"""flywire_whole end to end: a loopback Zenodo stand-in -> download -> exports -> graph -> training."""
+"""flywire_whole end to end: a loopback Zenodo stand-in -> download -> exports -> graph -> training; then
+flywire_optic_lobe, capped, from the same cached download through the graph to its data-validation report."""
 
 from __future__ import annotations
 
@@ -19,10 +20,15 @@ from conftest import experiment_dir, job_counts, run_snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 RELEASE = "tiny"
+OPTIC = ["ME_R", "LO_R", "LOP_R"]   # the optic neuropils of the tiny release
 
 
 def make_release(directory: Path, n: int = 400, edges: int = 6000, seed: int = 0) -> dict:
-    """A small FlyWire-like release: 18-digit root ids (stored as uint64) and a per-neuropil table."""
+    """A small FlyWire-like release: 18-digit root ids (stored as uint64) and a per-neuropil table.
+
+    Rows are optic (70 %) or central, except that 40 neurons receive only central rows and 40 others send
+    only central rows: the optic selection's input and output neurons under the region pool rule.
+    """
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(np.arange(720575940600000000, 720575940600000000 + 10 * n, dtype=np.uint64), n,
                              replace=False))
@@ -31,9 +37,13 @@ def make_release(directory: Path, n: int = 400, edges: int = 6000, seed: int = 0
     keep = pre != post
     pre, post = pre[keep], post[keep]
     nts = rng.dirichlet(np.ones(6), size=len(pre)).astype(np.float32)
+    role = rng.permutation(n)
+    central_only = np.isin(post, role[:40]) | np.isin(pre, role[40:80]) | (rng.random(len(pre)) >= 0.7)
+    neuropil = np.where(central_only, rng.choice(["FB", "EB", "MB_CA_L", "LAL_R"], len(pre)),
+                        rng.choice(OPTIC, len(pre)))
     table = pa.table({
         "pre_pt_root_id": pa.array(ids[pre].astype(np.int64)), "post_pt_root_id": pa.array(ids[post].astype(np.int64)),
-        "neuropil": pa.array(rng.choice(["FB", "EB", "MB_CA_L", "LAL_R"], len(pre))),
+        "neuropil": pa.array(neuropil),
         "syn_count": pa.array(rng.integers(1, 30, len(pre)).astype(np.int32)),
         **{f"{nt}_avg": pa.array(nts[:, i]) for i, nt in enumerate(("gaba", "ach", "glut", "oct", "ser", "da"))},
     })
@@ -70,9 +80,10 @@ def test_flywire_whole_from_loopback_server_through_training(tmp_path: Path, zen
     base_url, files = zenodo
     workdir = tmp_path / "work"
     workdir.mkdir()
+    flywire = {"release": RELEASE, "base_url": base_url, "files": files,
+               "download": {"retries": 2, "backoff_seconds": 0.01, "timeout_seconds": 10}}
     write_config(workdir, {"connectome": "flywire_whole", "models": None, "comparison": "default",
-                           "flywire": {"release": RELEASE, "base_url": base_url, "files": files,
-                                       "download": {"retries": 2, "backoff_seconds": 0.01, "timeout_seconds": 10}}})
+                           "flywire": flywire})
     plan = job_counts(run_snakemake(workdir, "-n").stdout)
     assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1 and plan["train_model"] > 0
     run_snakemake(workdir)
@@ -91,6 +102,24 @@ def test_flywire_whole_from_loopback_server_through_training(tmp_path: Path, zen
         os.utime(workdir / "resources/flywire" / RELEASE / name)
     assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
 
+    # flywire_optic_lobe, capped, in the same tree: made from the cached files (the server sees no request),
+    # through pools and matrices to a data-validation report without a FAIL.
+    requests = len(CountingHandler.requests)
+    write_config(workdir, {"connectome": "flywire_optic_lobe", "models": None, "comparison": "default",
+                           "flywire": {**flywire, "optic_lobe": {"neuropils": OPTIC, "max_neurons": 150}}})
+    report = experiment_dir(workdir) / "reports" / "data_validation.md"
+    jobs = job_counts(run_snakemake(workdir, str(report.relative_to(workdir))).stderr)   # a real run logs there
+    assert CountingHandler.requests[requests:] == []
+    assert "flywire_file" not in jobs and jobs["cached_exports"] == 1 and jobs["data_validation"] == 1
+    text = report.read_text()
+    assert "FAIL" not in text and "PASS" in text
+    provenance = json.loads((workdir / "results/flywire_optic_lobe/exports/provenance.json").read_text())
+    cap = provenance["normalisation"]["cap"]
+    assert provenance["primary_rois"] == OPTIC and provenance["release"] == RELEASE
+    assert cap["max_neurons"] == 150 and cap["neurons_after"] <= 150 < cap["neurons_before"]
+    metadata = json.loads((workdir / "results/flywire_optic_lobe/graph/graph_metadata.json").read_text())
+    assert metadata["primary_rois"] == OPTIC and metadata["N"] == cap["neurons_after"]
+
 
 @pytest.mark.parametrize("connectome", ["hemibrain_cx", "hemibrain_mushroom_body"])
 def test_neuprint_substrate_without_token_stops_at_once(workdir: Path, connectome: str, monkeypatch):
@@ -107,6 +136,12 @@ def test_flywire_plan_lists_download_and_downstream_jobs(workdir: Path):
     plan = job_counts(run_snakemake(workdir, "-n", "--config", "connectome=flywire_whole", "models=null").stdout)
     assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1
     assert {"pools", "matrices", "k_estimate", "control", "train_model", "summary", "figure"} <= set(plan)
+    # A neuropil name release 783 does not have stops the workflow at start-up, before any job.
+    proc = run_snakemake(workdir, "-n", "--config", "connectome=flywire_optic_lobe",
+                         "flywire={optic_lobe: {neuropils: [ME_R, LOBULA_R]}}", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Job stats" not in output
+    assert "'flywire.optic_lobe.neuropils'" in output and "'LOBULA_R' -> 'LO_R'" in output
 
 
 def test_hemibrain_exports_download_once_into_the_shared_cache(tmp_path: Path, monkeypatch):

@@ -229,6 +229,28 @@ def test_every_bpu_variant_gets_identical_adapters_for_the_same_seed():
     assert make("no_recurrence", W, 4).reset_each_step and not reference.reset_each_step
 
 
+def test_one_to_one_input_init_starts_from_the_identity_and_checks_sizes():
+    W = random_graph(120, 0.05, seed=11)
+    S, O = np.arange(12), np.arange(100, 115)
+
+    def make(name, input_dim, input_init):
+        return build_model(name, W=W, sensory_idx=S, output_idx=O, K=3, input_dim=input_dim, output_dim=2, seed=3,
+                           train_mode="frozen", runtime="auto", device=CPU, dense_max_neurons=1000,
+                           input_init=input_init)
+
+    for name in ("connectome_bpu", "random_sparse", "no_recurrence"):
+        model = make(name, 12, "one_to_one")
+        np.testing.assert_array_equal(model.W_in.detach().numpy(), np.eye(12))
+        assert model.W_in.requires_grad
+        # the output adapter is drawn as under the uniform init, so only W_in differs between the two
+        np.testing.assert_array_equal(model.W_out.detach().numpy(), make(name, 12, "uniform").W_out.detach().numpy())
+    with pytest.raises(BPUInputError, match="one_to_one needs as many sensory neurons as input channels; the "
+                                            "sensory pool has 12 neurons and the task has 5 inputs"):
+        make("connectome_bpu", 5, "one_to_one")
+    with pytest.raises(BPUInputError, match="training.input_init is 'eye'"):
+        make("connectome_bpu", 12, "eye")
+
+
 def test_gru_sizes_and_parameter_matching():
     assert reference_gru_hidden(7349) == 256
     assert reference_gru_hidden(100) == 100

@@ -7,7 +7,10 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from connectome_bpu.controls import build_control
 from connectome_bpu.errors import BPUInputError, GraphError
+from connectome_bpu.graph import build_matrices, load_primary
+from connectome_bpu.sources.synthetic_optic import write_synthetic_optic
 from connectome_bpu.spectral import (METHOD_ARPACK, METHOD_DENSE, METHOD_EMPTY, METHOD_POWER,
                                      METHOD_POWER_THEN_ARPACK, SpectralEstimate, scale_to_radius, spectral_radius)
 
@@ -84,6 +87,20 @@ def test_signed_matrix_with_complex_dominant_pair():
     estimate = spectral_radius(matrix)
     assert estimate.method == METHOD_ARPACK
     assert estimate.radius == pytest.approx(abs(dominant), rel=1e-8)
+
+
+def test_signed_matrix_with_clustered_top_moduli_finds_the_largest(tmp_path):
+    """A signed control of the loop-rich embedded optic substrate has conjugate pairs at 0.950, 0.948 and 0.938:
+    asked for one eigenvalue, ARPACK returned 0.948, and the control validation failed a correctly scaled matrix.
+    The estimate must be the largest modulus."""
+    write_synthetic_optic(tmp_path / "exports", hex_rings=4, seed=0, background_density=0.002,
+                          transmitter_coverage=1.0)
+    build_matrices(tmp_path / "exports", tmp_path / "graph", connectome="synthetic_optic", rho_target=0.95,
+                   signed_policy="auto", sign_coverage_threshold=0.95, spectral_kwargs={})
+    control = build_control(load_primary(tmp_path / "graph").matrix, "random", 1, rho_target=0.95).matrix
+    estimate = spectral_radius(control)
+    assert estimate.method == METHOD_ARPACK
+    assert estimate.radius == pytest.approx(dense_radius(control), rel=1e-8)
 
 
 def test_signed_small_matrix_is_exact_too():

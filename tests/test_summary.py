@@ -94,7 +94,7 @@ def test_primary_metric_is_defined_once_per_task_and_is_one_of_its_columns():
     assert set(PRIMARY_METRIC) == set(METRIC_COLUMNS)
     assert PRIMARY_METRIC == {"cartesian": "position_rmse", "cx_polar_bump": "heading_bump_angular_error",
                               "cx_landmark_bump": "home_bearing_angular_error",
-                              "mb_associative": "reversal_probe_accuracy"}
+                              "mb_associative": "reversal_probe_accuracy", "optic_flow": "overall_rmse"}
     for task, metric in PRIMARY_METRIC.items():
         assert metric in METRIC_COLUMNS[task]
 

@@ -38,7 +38,9 @@ UNITS = {"loss": "", "heading_angular_error": " (rad)", "heading_bump_angular_er
          "position_rmse": " (world units)", "home_distance_rmse": " (world units)",
          "final_displacement_error": " (world units)", "final_home_distance_error": " (world units)",
          "bump_mse": "", "final_home_vector_cosine": "", "drift_slope_vs_T": " (units per step)",
-         "uncued_home_bearing_angular_error": " (rad)", "uncued_home_distance_rmse": " (world units)"}
+         "uncued_home_bearing_angular_error": " (rad)", "uncued_home_distance_rmse": " (world units)",
+         "yaw_rmse": " (rad per frame)", "forward_rmse": " (units per frame)", "lateral_rmse": " (units per frame)",
+         "translation_rmse": " (units per frame)"}
 # What each embedded substrate is built to show (it is a positive control for the task family it models).
 SYNTHETIC_NOTES = {
     "synthetic_cx": "`synthetic_cx` is a procedurally generated CX-inspired ring-attractor connectome, not data from "
@@ -48,6 +50,12 @@ SYNTHETIC_NOTES = {
                     "-> MBONs, APL feedback, DANs onto the KC -> MBON sites), not data from an animal. It is built "
                     "so that topology should matter for odour-valence memory, which makes it a positive control for "
                     "the associative task: the paired differences below show whether the pipeline detects that.",
+    "synthetic_optic": "`synthetic_optic` is a procedurally generated optic-lobe-like motion circuit (one column per "
+                       "ommatidium: lamina -> fast and slow medulla relays -> T4-like direction detectors with "
+                       "null-side inhibition -> tangential cells per direction and region), not data from an animal. "
+                       "It is built so that retinotopic order should matter for ego-motion, which makes it a "
+                       "positive control for the optic-flow task: the paired differences below show whether the "
+                       "pipeline detects that.",
 }
 
 

@@ -21,7 +21,7 @@ from ..controls import validate_control
 from ..errors import BPUInputError
 from ..exports import load_exports
 from ..graph import load_primary
-from ..model_names import SHUFFLE_CONTROLS, control_base, is_dale
+from ..model_names import is_dale, is_stored_control
 from ..pools import pool_indices, read_pools
 from ..signs import choose_primary
 from ..spectral import spectral_radius
@@ -271,7 +271,7 @@ def training_comparability_lines(by_seed: pd.DataFrame, metadata: dict,
                        f"every model and seed was evaluated on the same {len(splits_per_job.iloc[0])} splits after "
                        f"training on {by_seed['n_train'].iloc[0]} sequences", key="comparability.same_splits"))
     trained = {(m, int(s)) for m, s in bpu[["model", "seed"]].drop_duplicates().itertuples(index=False)
-               if control_base(m) in SHUFFLE_CONTROLS}
+               if is_stored_control(m)}
     missing = sorted(trained - set(control_paths))
     lines.append(check(not missing, f"every trained control seed ({len(trained)}) has a validated control file above"
                                     + (f"; missing: {missing}" if missing else ""), key="comparability.control_files"))

@@ -21,6 +21,7 @@ from ..sources.local import import_local_exports
 from ..sources.neuprint_source import fetch_neuprint_exports, resolve_token
 from ..sources.synthetic_cx import write_synthetic_cx
 from ..sources.synthetic_mb import write_synthetic_mb
+from ..sources.synthetic_optic import write_synthetic_optic
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ def synthetic_cx(smk: Any) -> None:
 def synthetic_mb(smk: Any) -> None:
     """The embedded mushroom-body-like substrate, generated from its settings (``synthetic_mb`` in config)."""
     summary = write_synthetic_mb(_exports_dir(smk), **smk.params.settings)
+    LOG.info("exports written to %s: %s", _exports_dir(smk), summary)
+
+
+def synthetic_optic(smk: Any) -> None:
+    """The embedded optic-lobe-like motion circuit, generated from its settings (``synthetic_optic`` in config)."""
+    summary = write_synthetic_optic(_exports_dir(smk), **smk.params.settings)
     LOG.info("exports written to %s: %s", _exports_dir(smk), summary)
 
 
@@ -94,6 +101,7 @@ def cached_exports(smk: Any) -> None:
                                         base_url=smk.config["flywire"]["base_url"],
                                         nt_confidence=smk.params.nt_confidence,
                                         overrides=smk.config["flywire"]["files"],
+                                        optic_lobe=dict(smk.params.optic_lobe) or None,
                                         fetch_kwargs={"retries": download["retries"],
                                                       "backoff_seconds": download["backoff_seconds"],
                                                       "timeout": download["timeout_seconds"]})

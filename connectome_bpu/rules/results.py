@@ -6,14 +6,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import atomic
 from .. import figures as fig
 from ..atomic import read_json
+from ..metrics import PRIMARY_METRIC
 from ..provenance import build_manifest
 from ..reports.summary import summary_markdown
 from ..results import concat_job_tables, paired_differences, summarise
+from ..tasks import split_plan
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +53,18 @@ def figure(smk: Any) -> None:
         fig.sample_efficiency(rows, task=task, T=smk.params.train_T, models=list(smk.params.se_models), **common)
     elif name == "accuracy_by_phase":
         fig.accuracy_by_phase(pd.read_csv(smk.input.by_seed), models=models, **common)
+    elif name == "velocity_traces":
+        examples = {}
+        for model, path in zip(smk.params.example_models, smk.input.examples):
+            with np.load(path) as stored:
+                examples[model] = {key: stored[key] for key in stored.files}
+        in_distribution = next(split.name for split in split_plan(smk.params.task_cfg) if split.label == "test")
+        fig.velocity_traces(examples, split=in_distribution, seed=int(smk.params.seeds[0]), models=models, **common)
+    elif name == "error_by_preset":
+        presets = [(split.label, split.preset) for split in split_plan(smk.params.task_cfg) if split.role == "test"]
+        fig.error_by_preset(pd.read_csv(smk.input.by_seed), presets=presets, metric=PRIMARY_METRIC[task],
+                            ylabel="Test RMSE over yaw, forward and lateral speed (per frame)", models=models,
+                            **common)
     elif name == "error_vs_sequence_length":
         summary_rows = summarise(pd.read_csv(smk.input.by_seed), task, options.interval)
         fig.error_vs(summary_rows, task=task, split="test", x="T", xlabel="Sequence length T (steps)",

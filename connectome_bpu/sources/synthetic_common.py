@@ -38,7 +38,7 @@ OUTSIDE_PARTNER_MEDIAN = 40.0
 LABEL_STREAM = 0x6C61626C  # "labl"
 
 
-def lognormal_counts(rng: np.random.Generator, median: np.ndarray | float, sigma: float, size: int,
+def lognormal_counts(rng: np.random.Generator, median: np.ndarray | float, sigma: np.ndarray | float, size: int,
                      factor: np.ndarray | float = 1.0) -> np.ndarray:
     """Integer synapse counts >= 1 from a lognormal with the given median, scaled by ``factor``.
 
