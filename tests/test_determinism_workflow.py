@@ -20,7 +20,11 @@ import pandas as pd
 import pytest
 
 from conftest import DEFAULT_MODELS_OVERRIDES, experiment_dir, job_dir, resolved, run_snakemake, write_config
-from connectome_bpu.model_names import CONTROL_NAMES
+from connectome_bpu.model_names import DALE_CONTROLS, SHUFFLE_CONTROLS
+
+# The default preset's controls with their Dale variants (the Gaussian-weight controls are drawn by the same
+# seeded code path; tests/test_controls.py checks that they are reproducible and differ between seeds).
+CONTROL_NAMES = SHUFFLE_CONTROLS + DALE_CONTROLS
 from connectome_bpu.tasks import split_plan
 
 pytestmark = pytest.mark.workflow
@@ -33,7 +37,6 @@ def _config(seeds: list[int], data_seed: int = 12345) -> dict:
     # Both experiments share one substrate (its settings are top-level), so every control lands in one place.
     substrate = {"synthetic_cx": DEFAULT_MODELS_OVERRIDES["synthetic_cx"]}
     models = {k: v for k, v in DEFAULT_MODELS_OVERRIDES.items() if k not in substrate}
-    models["models"] = ["cx_bpu", *CONTROL_NAMES, "no_recurrence"]    # every control the pipeline can build
     return {"seeds": seeds, "task": {"sample_efficiency_fractions": [1.0], "data_seed": data_seed}, **substrate,
             "experiments": [{"name": TRAINED}, {"name": ALL_CONTROLS, **models, "seeds": seeds[:1]}]}
 
