@@ -80,7 +80,7 @@ WARMUP = 1
 EPOCH_EPISODES = 2048                                # one epoch: 32 steps of 64 episodes
 GPU_BYTES = 24e9                                     # the GPU the estimate is for: 24 GB
 GPU_RESERVE = 2**30                                  # left on it for the CUDA context and allocator caching
-FREE_FRACTION = 0.9                                  # share of free memory the reference's dense gradient may take
+FREE_FRACTION = 0.9                                  # share of free memory the reference-style dense gradient may take
 FLOAT = 4                                            # bytes of a float32
 MIN_SCALE = 0.05   # density grows as 1/scale; below this random_connectome's 1 % oversampling draws too few cells
 
@@ -336,7 +336,7 @@ def main() -> None:
             rows.append((case, result, peak))
             print(f"{case}: median {result['median']:.3f} s/step, {peak:.0f} MiB peak", file=sys.stderr, flush=True)
     print_table(rows, size, cuda)
-    print(f"Loss: MSE over steps t >= 1 of {SPEC.T} (OpticFlowSpec.loss_sums). The reference clips the state at "
+    print(f"Loss: MSE over steps t >= 1 of {SPEC.T} (OpticFlowSpec.loss_sums). The reference-style model clips the state at "
           f"{STATE_CLIP:g} and multiplies W @ h at t = 0 too; the project cases do neither.")
     print_estimates(rows, size, args.scale, args.threads, cuda)
     print(f"(finished in {time.perf_counter() - started:.0f} s with {load()})")
