@@ -57,9 +57,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectome_bpu.associative import AssociativeSpec, split_arrays  # noqa: E402
 from connectome_bpu.models import BPU, trainable_parameter_count  # noqa: E402
 
-from bench_training_step import THREADS, _rss_kib, load, pools, random_connectome, time_train_step
+from bench_training_step import THREADS, _rss_kib, load, random_connectome, time_train_step
 from child_steps import comma_choices, in_subprocess, parse_or_run_child
 from reference_models import STATE_CLIP, ReferenceRecurrent
+from step_cases import print_step_table, project_bpu
 
 N_NEURONS, N_EDGES, RHO = 11_690, 1_277_773, 0.95   # hemibrain mushroom body (MB(R), MB(L))
 N_SENSORY, N_OUTPUT, K_PIPELINE = 582, 269, 3        # pool sizes and K the pipeline uses on the hemibrain MB
@@ -71,16 +72,11 @@ WARMUP = 1
 
 
 def _project(train_mode: str, runtime: str, on_pools: bool):
-    """Builder of a project BPU: random pools and K 3 (``on_pools``) or all N neurons in and out, K 1."""
+    """Builder of a project BPU (:func:`step_cases.project_bpu`) at hemibrain-MB size."""
     def build(W: sp.csr_matrix, device: torch.device) -> BPU:
-        if on_pools:
-            sensory, output = pools(N_NEURONS, N_SENSORY, N_OUTPUT, seed=POOL_SEED)
-            K = K_PIPELINE
-        else:
-            sensory = output = np.arange(N_NEURONS)
-            K = 1
-        return BPU(W, sensory, output, K=K, input_dim=SPEC.input_dim, output_dim=SPEC.output_dim,
-                   train_mode=train_mode, runtime=runtime, device=device)
+        return project_bpu(W, device, train_mode=train_mode, runtime=runtime, on_pools=on_pools,
+                           n_sensory=N_SENSORY, n_output=N_OUTPUT, K=K_PIPELINE, input_dim=SPEC.input_dim,
+                           output_dim=SPEC.output_dim, pool_seed=POOL_SEED)
     return build
 
 
@@ -134,20 +130,6 @@ def run_step(case: str, folder: Path) -> str:
 # parent side
 # ---------------------------------------------------------------------------------------------------
 
-def print_table(rows: list[tuple[str, dict, float]], cuda: bool) -> None:
-    memory = ("GPU alloc before MiB", "GPU peak MiB") if cuda else ("RSS before steps MiB", "peak RSS MiB")
-    print(f"{'case':<54} {'runtime':>7} {'trainable':>10} {'median s/step':>13} {'min s/step':>10} "
-          f"{memory[0]:>20} {memory[1]:>12} {'speed-up median':>15} {'speed-up min':>12}")
-    reference = next((result for name, result, _ in rows if name == "reference"), None)
-    for name, result, peak in rows:
-        if reference is None:
-            ratios = f"{'-':>15} {'-':>12}"
-        else:
-            ratios = f"{reference['median'] / result['median']:14.1f}x {reference['min'] / result['min']:11.1f}x"
-        print(f"{CASES[name][0]:<54} {result['runtime']:>7} {result['trainable']:>10,} {result['median']:13.3f} "
-              f"{result['min']:10.3f} {result['before_mib']:20.0f} {peak:12.0f} {ratios}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -178,7 +160,7 @@ def main() -> None:
             peak = result["gpu_peak_mib"] if cuda else rss
             rows.append((case, result, peak))
             print(f"{case}: median {result['median']:.3f} s/step, {peak:.0f} MiB peak", file=sys.stderr, flush=True)
-    print_table(rows, cuda)
+    print_step_table(rows, lambda name: CASES[name][0], cuda)
     print(f"Loss: mean BCE over the {SPEC.per_episode * 2} query steps (AssociativeSpec.loss_sums). The reference "
           f"clips the state at {STATE_CLIP:g} and multiplies W @ h at t = 0 too; the project cases do neither.")
     print(f"(finished in {time.perf_counter() - started:.0f} s with {load()})")

@@ -66,9 +66,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectome_bpu.models import BPU, trainable_parameter_count  # noqa: E402
 from connectome_bpu.optic_flow import OpticFlowSpec, split_arrays  # noqa: E402
 
-from bench_training_step import THREADS, _rss_kib, load, pools, random_connectome, time_train_step
+from bench_training_step import THREADS, _rss_kib, load, random_connectome, time_train_step
 from child_steps import comma_choices, in_subprocess, parse_or_run_child
 from reference_models import STATE_CLIP, ReferenceRecurrent
+from step_cases import print_step_table, project_bpu
 
 N_NEURONS, N_EDGES, RHO = 96_816, 8_757_188, 0.95   # FlyWire optic lobe
 N_SENSORY, N_OUTPUT, K_PIPELINE = 627, 6_545, 3      # region pool rule's counts on the optic lobe, pipeline K
@@ -92,17 +93,11 @@ def sizes(scale: float) -> dict:
 
 
 def _project(train_mode: str, runtime: str, on_pools: bool):
-    """Builder of a project BPU: random pools and K 3 (``on_pools``) or all N neurons in and out, K 1."""
+    """Builder of a project BPU (:func:`step_cases.project_bpu`) at the run's sizes."""
     def build(W: sp.csr_matrix, size: dict, device: torch.device) -> BPU:
-        n = W.shape[0]
-        if on_pools:
-            sensory, output = pools(n, size["n_sensory"], size["n_output"], seed=POOL_SEED)
-            K = K_PIPELINE
-        else:
-            sensory = output = np.arange(n)
-            K = 1
-        return BPU(W, sensory, output, K=K, input_dim=SPEC.input_dim, output_dim=SPEC.output_dim,
-                   train_mode=train_mode, runtime=runtime, device=device)
+        return project_bpu(W, device, train_mode=train_mode, runtime=runtime, on_pools=on_pools,
+                           n_sensory=size["n_sensory"], n_output=size["n_output"], K=K_PIPELINE,
+                           input_dim=SPEC.input_dim, output_dim=SPEC.output_dim, pool_seed=POOL_SEED)
     return build
 
 
@@ -224,23 +219,6 @@ def run_step(case: str, folder: Path) -> str:
 # parent side
 # ---------------------------------------------------------------------------------------------------
 
-def print_table(rows: list[tuple[str, dict, float]], size: dict, cuda: bool) -> None:
-    memory = ("GPU alloc before MiB", "GPU peak MiB") if cuda else ("RSS before steps MiB", "peak RSS MiB")
-    print(f"{'case':<54} {'runtime':>7} {'trainable':>10} {'median s/step':>13} {'min s/step':>10} "
-          f"{memory[0]:>20} {memory[1]:>12} {'speed-up median':>15} {'speed-up min':>12}")
-    reference = next((result for name, result, _ in rows if name == "reference" and "skipped" not in result), None)
-    for name, result, peak in rows:
-        if "skipped" in result:
-            print(f"{label(name, size):<54} skipped: {result['skipped']}")
-            continue
-        if reference is None:
-            ratios = f"{'-':>15} {'-':>12}"
-        else:
-            ratios = f"{reference['median'] / result['median']:14.1f}x {reference['min'] / result['min']:11.1f}x"
-        print(f"{label(name, size):<54} {result['runtime']:>7} {result['trainable']:>10,} {result['median']:13.3f} "
-              f"{result['min']:10.3f} {result['before_mib']:20.0f} {peak:12.0f} {ratios}")
-
-
 def print_estimates(rows: list[tuple[str, dict, float]], size: dict, scale: float, threads: int, cuda: bool) -> None:
     """Memory of one training job at batch B against a 24 GB GPU, and the time of one training epoch.
 
@@ -335,7 +313,7 @@ def main() -> None:
             peak = result["gpu_peak_mib"] if cuda else rss
             rows.append((case, result, peak))
             print(f"{case}: median {result['median']:.3f} s/step, {peak:.0f} MiB peak", file=sys.stderr, flush=True)
-    print_table(rows, size, cuda)
+    print_step_table(rows, lambda name: label(name, size), cuda)
     print(f"Loss: MSE over steps t >= 1 of {SPEC.T} (OpticFlowSpec.loss_sums). The reference-style model clips the state at "
           f"{STATE_CLIP:g} and multiplies W @ h at t = 0 too; the project cases do neither.")
     print_estimates(rows, size, args.scale, args.threads, cuda)

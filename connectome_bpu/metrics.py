@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from . import associative, optic_flow
+from .associative import AssociativeSpec
 from .landmark import uncued_mask
 from .self_motion import heading_bin_angles, wrap_angle
 from .tasks import EPISODE_SPECS, AnyTaskSpec, TaskSpec, loss_sums
@@ -205,16 +206,16 @@ def mean_predictor_outputs(mean_targets: np.ndarray, spec: AnyTaskSpec, count: i
     finite); bearing cos/sin and distance are predicted as their means. The train split is shorter than
     the long test splits; beyond its length the last timestep's mean is repeated (the best constant
     guess the train data support; it is what makes the baseline's extrapolation error visible), and for
-    a shorter split the means are truncated.
+    a shorter split the means are truncated. Optic flow predicts the mean velocity itself, as cartesian does.
     """
-    if isinstance(spec, EPISODE_SPECS):
+    if isinstance(spec, AssociativeSpec):     # logits of the per-step punishment rate (its own method)
         return spec.mean_predictor_outputs(mean_targets, count, T)
     means = np.asarray(mean_targets, dtype=np.float64)
     if means.ndim != 2 or means.shape[1] != spec.output_dim or means.shape[0] < 1:
         raise ValueError(f"mean targets must be (T >= 1, {spec.output_dim}); got {means.shape}")
     steps = np.minimum(np.arange(T), means.shape[0] - 1)
     outputs = means[steps]
-    if spec.is_polar:
+    if isinstance(spec, TaskSpec) and spec.is_polar:
         bins = spec.heading_bins
         outputs[:, :bins] = logit(np.clip(outputs[:, :bins], BUMP_PROBABILITY_CLIP, 1.0 - BUMP_PROBABILITY_CLIP))
     return np.ascontiguousarray(np.broadcast_to(outputs.astype(np.float32), (count, T, spec.output_dim)))

@@ -223,16 +223,6 @@ class OpticFlowSpec:
             values[f"{name}_r2"] = float(r2[channel])
         return {column: values[column] for column in METRIC_COLUMNS}
 
-    def mean_predictor_outputs(self, mean_targets: np.ndarray, count: int, T: int) -> np.ndarray:
-        """Outputs (count, T, 3) float32 of the baseline that predicts the train split's mean velocity at
-        every step and knows nothing about the movie at hand (a model must beat it to have seen motion).
-        Beyond the train length the last step is repeated; a shorter split truncates."""
-        means = np.asarray(mean_targets, dtype=np.float64)
-        if means.ndim != 2 or means.shape[1] != self.target_dim or means.shape[0] < 1:
-            raise ValueError(f"{TASK_NAME}: mean targets must be (T >= 1, {self.target_dim}); got {means.shape}")
-        steps = means[np.minimum(np.arange(T), means.shape[0] - 1)].astype(np.float32)
-        return np.ascontiguousarray(np.broadcast_to(steps[None], (count, T, self.target_dim)))
-
 
 def _check_eye_and_movie(spec: OpticFlowSpec) -> None:
     """Lattice, movie length, panorama size, field of view and texture."""

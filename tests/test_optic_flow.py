@@ -348,7 +348,7 @@ def test_mean_predictor_is_the_train_mean_velocity_and_scores_r2_zero():
     for name in ("yaw_r2", "forward_r2", "lateral_r2"):
         assert on_train[name] == pytest.approx(0.0, abs=1e-5)
     with pytest.raises(ValueError, match="mean targets"):
-        spec.mean_predictor_outputs(np.zeros((4, 2)), 1, 4)
+        mean_predictor_outputs(np.zeros((4, 2)), spec, 1, 4)
 
 
 # ------------------------------------------------------------------ bad input
