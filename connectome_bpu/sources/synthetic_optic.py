@@ -40,12 +40,12 @@ neuron count, edge count and spectral radius but none of this retinotopic order.
 
 The detector is only retinotopic if ommatidium i drives column i, which a random input map scrambles; the
 optic-flow config therefore starts every model's W_in as the identity (``training.input_init:
-one_to_one``, docs/task_families.md#optic-flow), with the columns in the eye's lattice order.
+one_to_one``, docs/tasks.md#optic-flow), with the columns in the eye's lattice order.
 
 Transmitter labels: the detector needs inhibition, so this substrate is labelled fully by default
 (``transmitter_coverage`` 1.0) and ``signed_policy: auto`` signs it. The FlyWire optic lobe carries
 labels on about half of its weight and runs unsigned under ``auto``; the docs say so
-(docs/task_families.md#optic-flow). The labelled subset comes from its own random stream
+(docs/tasks.md#optic-flow). The labelled subset comes from its own random stream
 (``synthetic_common.transmitter_labels``), so the wiring is the same at every coverage.
 
 Synapse counts are lognormal (``synthetic_common``), ``background_density`` adds sparse random edges, and
