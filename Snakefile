@@ -12,12 +12,15 @@ configfile: "config.yaml"
 from connectome_bpu.config import validate_config
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.cross_region import condition_info, resolve_cross_region
+from connectome_bpu.evidence import resolve_evidence
 from connectome_bpu.experiments import resolve_experiments
 
 try:
     validate_config(config)
-    EXPERIMENTS = resolve_experiments(config)
-    TRANSFER = resolve_cross_region(config, EXPERIMENTS)
+    # The evidence plan (if any) adds its experiments and cross-region families, chosen by the selector.
+    EVIDENCE, PLANNED = resolve_evidence(config)
+    EXPERIMENTS = resolve_experiments(PLANNED)
+    TRANSFER = resolve_cross_region(PLANNED, EXPERIMENTS)
 except BPUInputError as error:
     # Stop before any job (dry runs included), naming the experiment, the key, the value and what is allowed.
     raise WorkflowError(str(error)) from None
@@ -32,6 +35,11 @@ include: "rules/train.smk"
 include: "rules/report.smk"
 include: "rules/results.smk"
 include: "rules/cross_region.smk"
+include: "rules/evidence.smk"
+
+
+onstart:
+    check_neuprint_token()
 
 
 rule all:
@@ -39,6 +47,7 @@ rule all:
     input:
         [experiment_targets(experiment) for experiment in EXPERIMENTS.values()],
         CROSS_REGION_TARGETS,
+        EVIDENCE_TARGETS,
 
 
 # `snakemake <experiment name>` builds one experiment.

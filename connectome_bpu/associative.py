@@ -41,8 +41,6 @@ TASK_NAME = "mb_associative"
 TARGET_CHANNELS = ("valence", "initial_probe", "final_probe", "reversed_probe")
 METRIC_COLUMNS = ["loss", "query_accuracy", "initial_probe_accuracy", "reversal_probe_accuracy",
                   "reversed_odour_accuracy"]
-HIGHER_IS_BETTER = ("query_accuracy", "initial_probe_accuracy", "reversal_probe_accuracy",
-                    "reversed_odour_accuracy")
 PRIMARY_METRIC = "reversal_probe_accuracy"
 KNOBS = ("odours", "odour_dim", "per_episode", "reversals", "reversal_repeats", "sparsity", "odour_noise")
 

@@ -34,7 +34,10 @@ from .tasks import nested_train_subset, split_plan, task_spec
 
 # Keys an experiment may not override: where results and downloads live, and the download sources
 # (one cache per release or dataset serves every experiment).
-SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments", "cross_region")
+SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments", "cross_region", "evidence")
+# Keys that describe the plan over experiments rather than one experiment: left out of each experiment's
+# resolved config, so editing the plan does not touch the experiments it keeps.
+PLAN_ONLY = ("experiments", "cross_region", "evidence")
 # Execution settings: they decide where and how fast a job runs, never its numbers, so they are shared.
 EXECUTION_ONLY = (("training", "device"), ("training", "threads"))
 # Keys that decide how a substrate's exports, graph cache and controls are built (plus, for an embedded
@@ -59,7 +62,7 @@ _IGNORED_BY_TASK = {
 _FIXED_LENGTH_TASKS = ("mb_associative", "optic_flow")
 UNTRAINED = "untrained"   # training variant of models that learn nothing (the mean predictor)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks", "cross_region")   # sibling directories under results/
+RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks", "cross_region", "evidence")   # sibling directories under results/
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,13 @@ class Experiment:
     def train_T(self) -> int:
         """Length of the training sequences (an associative or optic-flow episode has one, fixed by its knobs)."""
         return split_plan(self.task)[0].T
+
+    @property
+    def evaluation_split(self) -> str:
+        """The ``split`` label of the clean in-distribution test rows (read at ``train_T``), where the headline
+        comparisons are made: every task labels them ``test`` (an optic-flow test at another preset is
+        ``test_<preset>``)."""
+        return "test"
 
     @property
     def controls(self) -> list[str]:
@@ -201,7 +211,7 @@ def _experiment(name: str, resolved: dict[str, Any], substrate: str) -> Experime
 
 
 def _declared(config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    shared = {k: v for k, v in config.items() if k != "experiments"}
+    shared = {k: v for k, v in config.items() if k not in PLAN_ONLY}
     if not config.get("experiments"):
         return [(default_experiment_name(shared), {})]
     return [(str(entry.get("name")), {k: v for k, v in entry.items() if k != "name"})
@@ -238,7 +248,7 @@ def resolve_experiments(config: Mapping[str, Any]) -> dict[str, Experiment]:
     not exist, an unknown substrate, task or model, or a value out of range is reported with the
     experiment's name and the key.
     """
-    shared = {k: v for k, v in config.items() if k != "experiments"}
+    shared = {k: v for k, v in config.items() if k not in PLAN_ONLY}
     problems: list[str] = []
     experiments: dict[str, Experiment] = {}
     owners: dict[str, tuple[str, dict]] = {}

@@ -18,9 +18,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import atomic  # noqa: E402
 from .model_names import control_base, is_dale  # noqa: E402
@@ -337,3 +337,33 @@ def cross_region_success(success: pd.DataFrame, *, options: FigureOptions, synth
         ax.set_title(f"{family}: {rows['task'].iloc[0]}", fontsize=9)
     return _finish(fig, axes, f"Cross-region transfer: success per condition (bar: mean over seeds, "
                               f"{options.interval:.0%} t interval; dots: seeds)", options, synthetic, path)
+
+
+def connectome_advantage(rows: pd.DataFrame, *, options: FigureOptions, synthetic: bool,
+                         path: Path | None = None) -> plt.Figure:
+    """Forest plot: per experiment (one panel, its own metric and units) the connectome's paired advantage over
+    each matched control; positive = connectome better. Filled markers: interval above zero and Holm-adjusted
+    p below 0.05.
+
+    ``rows`` has experiment, control, metric, mean, ci_low, ci_high, holm_p.
+    """
+    experiments = list(dict.fromkeys(rows["experiment"])) or ["(no matched controls)"]
+    heights = [max(1, int((rows["experiment"] == e).sum())) for e in experiments]
+    fig, axes = plt.subplots(len(experiments), 1, squeeze=False, gridspec_kw={"height_ratios": heights},
+                             figsize=(options.width_in, max(options.height_in, 0.45 * sum(heights) + 1.2 * len(heights))))
+    axes = list(axes[:, 0])
+    for ax, experiment in zip(axes, experiments):
+        sub = rows[rows["experiment"] == experiment]
+        y = np.arange(len(sub))[::-1]
+        for yi, r in zip(y, sub.itertuples()):
+            shown = np.isfinite(r.ci_low) and r.ci_low > 0 and r.holm_p < 0.05
+            colour = "#1f77b4" if shown else "#7f7f7f"
+            ax.errorbar(r.mean, yi, xerr=[[np.nan_to_num(r.mean - r.ci_low)], [np.nan_to_num(r.ci_high - r.mean)]],
+                        fmt="o", color=colour, mfc=colour if shown else "white", capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [f"vs {c}" for c in sub["control"]], fontsize=8)
+        metric = sub["metric"].iloc[0] if len(sub) else ""
+        ax.set_title(experiment, fontsize=9, loc="left")
+        ax.set_xlabel(f"connectome advantage in {metric} (positive = connectome better)", fontsize=8)
+    return _finish(fig, axes, f"Connectome vs matched topology controls\n(mean over seeds, {options.interval:.0%} t "
+                              "interval; filled: interval > 0 and Holm p < 0.05)", options, synthetic, path)

@@ -16,6 +16,7 @@ from scipy.special import expit, logit
 
 from . import associative, optic_flow
 from .associative import AssociativeSpec
+from .errors import BPUInputError
 from .landmark import uncued_mask
 from .self_motion import heading_bin_angles, wrap_angle
 from .tasks import EPISODE_SPECS, AnyTaskSpec, TaskSpec, loss_sums
@@ -53,13 +54,10 @@ PRIMARY_METRIC: dict[str, str] = {"cartesian": "position_rmse", "cx_polar_bump":
                                   "cx_landmark_bump": "home_bearing_angular_error",
                                   associative.TASK_NAME: associative.PRIMARY_METRIC,
                                   optic_flow.TASK_NAME: optic_flow.PRIMARY_METRIC}
-# Every other metric (errors, losses) is better when lower.
 # Each training job keeps the raw outputs and targets of the first EXAMPLE_EPISODES episodes of every evaluation
 # split in EXAMPLES_FILE beside its metrics, so figures can draw predictions over time without rerunning models.
 EXAMPLE_EPISODES = 4
 EXAMPLES_FILE = "test_examples.npz"
-HIGHER_IS_BETTER = frozenset({"final_home_vector_cosine", *associative.HIGHER_IS_BETTER,
-                              *optic_flow.HIGHER_IS_BETTER})
 # The per-(model, seed) drift column: slope over the clean test rows of each task's final-position error
 # (the original benchmark fitted its ``final_displacement_error``, which for the polar task is the final
 # home-distance error).
@@ -67,6 +65,38 @@ DRIFT_COLUMN = "drift_slope_vs_T"
 # The associative and optic-flow tasks have one episode length, so they have no drift.
 DRIFT_SOURCE = {"cartesian": "final_displacement_error", "cx_polar_bump": "final_home_distance_error",
                 "cx_landmark_bump": "final_home_distance_error"}
+# The one declared direction of every metric column: statistics orient deltas, rank models and name the
+# winning side from this table only, never from substrings of a name (``..._r2`` and ``..._rmse`` look alike to
+# such a rule, and an unlisted name must fail loudly rather than be guessed).
+METRIC_DIRECTION: dict[str, str] = {
+    # every task, plus the training curve, the drift slope and the (wall-clock) speed of a model
+    "loss": "lower", "best_val_loss": "lower", "final_train_loss": "lower", DRIFT_COLUMN: "lower",
+    "wallclock_latency_ms_per_sequence": "lower",
+    # cartesian
+    "heading_angular_error": "lower", "position_rmse": "lower", "final_home_vector_cosine": "higher",
+    "final_displacement_error": "lower",
+    # cx_polar_bump (final_home_vector_cosine above), and cx_landmark_bump's uncued errors
+    "heading_bump_angular_error": "lower", "bump_mse": "lower", "home_bearing_angular_error": "lower",
+    "home_distance_rmse": "lower", "final_home_bearing_angular_error": "lower", "final_home_distance_error": "lower",
+    "uncued_home_bearing_angular_error": "lower", "uncued_home_distance_rmse": "lower",
+    # mb_associative
+    "query_accuracy": "higher", "initial_probe_accuracy": "higher", "reversal_probe_accuracy": "higher",
+    "reversed_odour_accuracy": "higher",
+    # optic_flow
+    "overall_rmse": "lower", "yaw_rmse": "lower", "forward_rmse": "lower", "lateral_rmse": "lower",
+    "translation_rmse": "lower", "yaw_r2": "higher", "forward_r2": "higher", "lateral_r2": "higher",
+}
+HIGHER_IS_BETTER = frozenset(name for name, direction in METRIC_DIRECTION.items() if direction == "higher")
+
+
+def metric_direction(name: str) -> str:
+    """``"higher"`` or ``"lower"``: the declared better side of a metric column; an undeclared name is an error."""
+    try:
+        return METRIC_DIRECTION[name]
+    except KeyError:
+        raise BPUInputError(f"metric {name!r} has no declared direction; declare it in METRIC_DIRECTION "
+                            f"(connectome_bpu/metrics.py) as 'higher' or 'lower'") from None
+
 
 # Mean-predictor bump probabilities are clipped here before the logit, so a bin whose mean target is
 # ~0 gets a finite logit.

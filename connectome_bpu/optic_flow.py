@@ -49,7 +49,6 @@ TASK_NAME = "optic_flow"
 TARGET_CHANNELS = ("yaw", "forward", "lateral")
 METRIC_COLUMNS = ["loss", "overall_rmse", "yaw_rmse", "forward_rmse", "lateral_rmse", "translation_rmse",
                   "yaw_r2", "forward_r2", "lateral_r2"]
-HIGHER_IS_BETTER = ("yaw_r2", "forward_r2", "lateral_r2")
 PRIMARY_METRIC = "overall_rmse"
 KNOBS = ("hex_rings", "frames", "panorama_height", "panorama_width", "fov_azimuth_deg", "fov_elevation_deg",
          "texture", "yaw_range", "forward_range", "lateral_range", "motion_scale", "contrast_jitter", "preset",

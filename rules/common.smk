@@ -8,9 +8,10 @@ from snakemake.logging import logger
 
 from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
+from connectome_bpu.evidence_plan import state_fingerprint
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
 from connectome_bpu.figures import EXAMPLE_FIGURES, FIGURES, figures_for
-from connectome_bpu.metrics import EXAMPLES_FILE
+from connectome_bpu.metrics import EXAMPLES_FILE, PRIMARY_METRIC
 from connectome_bpu.model_names import CONTROL_NAMES, MODEL_NAMES, NO_RECURRENCE, is_stored_control, is_trained
 from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.substrates import KINDS, is_synthetic, primary_rois, substrate_kind
@@ -23,6 +24,8 @@ RESOURCES = config["resources_dir"]
 GRAPH_FILES = ("pool_assignments.csv", "adjacency_unsigned.npz", "graph_arrays.npz", "matrix_info.json",
                "k_estimate.json", "graph_metadata.json")
 REPORTS = ("data_validation", "bpu_validation", "control_validation")
+SWEEP_FILES = ("sweep/leaderboard.csv", "sweep/paired_comparisons.csv", "sweep/matched_topology_comparisons.csv",
+               "sweep/sweep_report.md")
 TABLES = ("metrics_by_seed.csv", "metrics_summary.csv", "loss_history.csv", "paired_differences.csv",
           "sample_efficiency_by_seed.csv")
 
@@ -77,16 +80,25 @@ if substrates_from("zenodo"):
 
     FLYWIRE_FILES = {name: {"bytes": f.size, "md5": f.md5}
                      for name, f in release_files(config["flywire"]["release"], config["flywire"]["files"]).items()}
-for _substrate in substrates_from("neuprint"):
-    _connectome = SUBSTRATES[_substrate]["connectome"]
-    if not os.path.exists(f"{NEUPRINT_CACHE}/{_connectome}/provenance.json"):
-        # Fail in seconds, before any job, rather than after the graph-independent jobs have run.
+
+
+def check_neuprint_token():
+    """A real run that must download from neuPrint stops before its first job when no token is set.
+
+    Called from ``onstart`` (the Snakefile), which Snakemake skips in dry runs: a plan that includes
+    neuPrint substrates can be listed on a laptop without a token, and running it fails in seconds,
+    before the graph-independent jobs have run.
+    """
+    for substrate in substrates_from("neuprint"):
+        connectome = SUBSTRATES[substrate]["connectome"]
+        if os.path.exists(f"{NEUPRINT_CACHE}/{connectome}/provenance.json"):
+            continue
         from connectome_bpu.sources.neuprint_source import resolve_token
 
         try:
             resolve_token()
         except BPUInputError as error:
-            raise WorkflowError(f"connectome={_connectome} reads {config['neuprint']['dataset']} from "
+            raise WorkflowError(f"connectome={connectome} reads {config['neuprint']['dataset']} from "
                                 f"{config['neuprint']['server']} and needs a neuPrint token.\n{error}") from None
 
 
@@ -174,7 +186,7 @@ def experiment_targets(experiment):
     Intermediate artifacts are listed too: Snakemake rebuilds a deleted file only when a target asks for
     it, so a deleted job's metrics (or control, or split) is planned again with exactly what depends on it.
     """
-    return ([experiment_file(name, experiment.name) for name in ("summary.md", "run_manifest.json")]
+    return ([experiment_file(name, experiment.name) for name in ("summary.md", "run_manifest.json") + SWEEP_FILES]
             + [experiment_file(f"reports/{name}.md", experiment.name) for name in REPORTS]
             + [experiment_file(f"figures/{name}.png", experiment.name) for name in figures_for(experiment.task["name"])]
             + [exports(name, experiment.substrate) for name in (*EXPORT_FILES, "provenance.json")]
@@ -359,3 +371,119 @@ def neuprint_rois(wildcards):
 
 def flywire_expected(wildcards):
     return FLYWIRE_FILES[wildcards.flywire_file]
+
+
+# --- the evidence plan (docs/evidence.md): its files, and the records its rules take as params ----------
+EVIDENCE_DIR = f"{RESULTS}/evidence"
+PLAN_ITEMS = EVIDENCE.items if EVIDENCE else ()
+SELECTOR_FILES = [f"{EVIDENCE_DIR}/selectors/{task}.{ext}" for task in (EVIDENCE.tasks if EVIDENCE else [])
+                  for ext in ("json", "md")]
+LOW_POWER_FILES = {name: f"{EVIDENCE_DIR}/low_power_proxy/{name}" for name in
+                   ("low_power_proxy_summary.csv", "low_power_operations.csv", "low_power_latency.csv",
+                    "measured_latency.csv", "low_power_proxy_report.md")}
+EVIDENCE_REPORT_FILES = {"report": f"{EVIDENCE_DIR}/evidence_report.md",
+                         "checklist": f"{EVIDENCE_DIR}/evidence_checklist.json",
+                         "figure": f"{EVIDENCE_DIR}/figures/connectome_advantage.png"}
+EVIDENCE_TARGETS = ([*EVIDENCE_REPORT_FILES.values(), *SELECTOR_FILES, *LOW_POWER_FILES.values()]
+                    + [path for name in (EVIDENCE.experiments if EVIDENCE else [])
+                       for path in experiment_targets(EXPERIMENTS[name])]
+                    + (CROSS_REGION_TARGETS if EVIDENCE and EVIDENCE.transfer else [])) if EVIDENCE else []
+
+
+def evidence_experiment(item):
+    return EXPERIMENTS[item.experiment]
+
+
+def plan_substrates():
+    """Each substrate of the plan's items once, with the first item that uses it (its task sizes the proxy)."""
+    found = {}
+    for item in PLAN_ITEMS:
+        found.setdefault(evidence_experiment(item).substrate, item)
+    return found
+
+
+def primary_jobs(experiment):
+    """The connectome model's full-size jobs of an experiment: all that cross-region transfer reads from it."""
+    return [job_file("metrics.csv", model, seed, n_train, experiment.substrate, experiment.task_variant,
+                     experiment.training_variant(model))
+            for model, seed, n_train in experiment.jobs()
+            if model == experiment.primary and n_train == experiment.n_train]
+
+
+def plan_description():
+    """Plain records of the plan for the report and the plan export (rule params; changes rerun them)."""
+    if not EVIDENCE:
+        return {}
+    items = []
+    for item in EVIDENCE.items:
+        experiment = evidence_experiment(item)
+        items.append({"name": item.name, "claim": item.claim, "priority": item.priority, "task": item.task,
+                      "experiment": experiment.name, "substrate": experiment.substrate,
+                      "connectome": item.connectome, "models": list(experiment.models),
+                      "seeds": list(experiment.seeds), "primary": experiment.primary,
+                      "split": experiment.evaluation_split, "train_T": experiment.train_T,
+                      "n_train": experiment.n_train, "metric": PRIMARY_METRIC[experiment.task["name"]],
+                      "jobs": [{"model": model, "seed": seed, "n_train": n_train,
+                                "metrics": job_file("metrics.csv", model, seed, n_train, experiment.substrate,
+                                                    experiment.task_variant, experiment.training_variant(model))}
+                               for model, seed, n_train in experiment.jobs()],
+                      "controls": experiment_controls(experiment),
+                      "dir": os.path.dirname(experiment_file("summary.md", experiment.name))})
+    transfer = [{"family": f.family, "matched": f.matched, "mismatched": f.mismatched,
+                 "size_matched": f.size_matched,
+                 "jobs": [path for name in (f.matched, f.mismatched, f.size_matched) if name
+                          for path in primary_jobs(EXPERIMENTS[name])]}
+                for f in EVIDENCE.transfer]
+    return {"items": items, "transfer": transfer, "transfer_priority": EVIDENCE.transfer_priority,
+            "seeds": list(EVIDENCE.seeds), "tasks": EVIDENCE.tasks,
+            "substrates": {substrate: os.path.dirname(graph_file("graph_metadata.json", substrate)) for substrate in plan_substrates()},
+            "cross_region_dir": CROSS_REGION if EVIDENCE.transfer else None,
+            "selectors": {task: {"json": f"{EVIDENCE_DIR}/selectors/{task}.json",
+                                 "md": f"{EVIDENCE_DIR}/selectors/{task}.md",
+                                 "connectome": EVIDENCE.selection(task).selected.connectome}
+                          for task in EVIDENCE.tasks},
+            "low_power": LOW_POWER_FILES}
+
+
+def plan_configs():
+    """Each plan experiment's resolved config: what its run manifest must have been written under."""
+    return {name: EXPERIMENTS[name].config for name in (EVIDENCE.experiments if EVIDENCE else [])}
+
+
+def selector_metadata(wildcards):
+    """The prepared graph metadata of the substrate the plan runs the selector's task on."""
+    item = next(item for item in EVIDENCE.items if item.task == wildcards.evidence_task)
+    return graph_file("graph_metadata.json", evidence_experiment(item).substrate)
+
+
+def selector_planned(wildcards):
+    return EVIDENCE.selection(wildcards.evidence_task).selected.connectome
+
+
+def low_power_substrates():
+    """Per plan substrate: its graph directory and the task, training length and batch of the item that uses it."""
+    found = {}
+    for substrate, item in plan_substrates().items():
+        experiment = evidence_experiment(item)
+        found[substrate] = {"graph_dir": os.path.dirname(graph_file("graph_metadata.json", substrate)), "experiment": experiment.name,
+                            "task": experiment.task, "T": experiment.train_T,
+                            "batch": experiment.config["training"]["batch_size"]}
+    return found
+
+
+def evidence_state_fingerprint():
+    """What the plan export's states depend on: every planned file's presence and mtime, and the code.
+
+    A params change reruns the export, so `snakemake evidence_plan` refreshes it exactly when a job ran,
+    a file was deleted or the code changed, and does nothing otherwise.
+    """
+    if not EVIDENCE:
+        return ""
+    return state_fingerprint(EVIDENCE_TARGETS + SELECTOR_FILES + list(LOW_POWER_FILES.values()))
+
+
+def evidence_targets(wildcards):
+    if not EVIDENCE:
+        raise WorkflowError("target 'evidence': this config has no evidence plan; run it with "
+                            "--configfile configs/evidence.yaml (or configs/evidence_small.yaml offline)")
+    return EVIDENCE_TARGETS

@@ -81,6 +81,32 @@ rule summary:
         "../workflow_scripts/summary.py"
 
 
+rule sweep_statistics:
+    input:
+        by_seed=experiment_file("metrics_by_seed.csv"),
+    output:
+        leaderboard=experiment_file("sweep/leaderboard.csv"),
+        paired=experiment_file("sweep/paired_comparisons.csv"),
+        matched=experiment_file("sweep/matched_topology_comparisons.csv"),
+        report=report(experiment_file("sweep/sweep_report.md"), category="Sweep statistics"),
+    params:
+        task=experiment_value("task", "name"),
+        primary=experiment_value("primary"),
+        models=experiment_value("models"),
+        seeds=experiment_value("seeds"),
+        split=experiment_value("evaluation_split"),
+        train_T=experiment_value("train_T"),
+        n_train=experiment_value("n_train"),
+        interval=experiment_value("config", "statistics", "interval"),
+        code=rule_code_hash("results", "sweep_statistics"),
+    log:
+        experiment_log("sweep_statistics"),
+    conda:
+        "../envs/results.yaml"
+    script:
+        "../workflow_scripts/sweep_statistics.py"
+
+
 rule manifest:
     input:
         exports=experiment_input(exports, *EXPORT_FILES, "provenance.json"),
@@ -88,7 +114,7 @@ rule manifest:
         controls=controls_of_experiment,
         splits=splits_of_experiment,
         checkpoints=job_files("checkpoint.pt"),
-        results=[experiment_file(name) for name in TABLES + ("summary.md",)],
+        results=[experiment_file(name) for name in TABLES + ("summary.md",) + SWEEP_FILES],
         reports=[experiment_file(f"reports/{name}.md") for name in REPORTS],
         figures=figures_of_experiment,
     output:

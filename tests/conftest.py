@@ -139,3 +139,30 @@ def workdir(tmp_path: Path) -> Path:
 # adds the Dale-preserving controls and the workflow tests cover them too.
 DEFAULT_MODELS_OVERRIDES = {"models": None, "comparison": "default", "controls": {"dale": "auto"},
                             "training": {"include_gru": True}, "synthetic_cx": {"transmitter_coverage": 1.0}}
+
+
+def write_tiny_graph_cache(root: Path) -> Path:
+    """A one-copy synthetic CX (fully labelled, so its primary matrix is signed) and its graph cache, built by the
+    pipeline's own functions under ``root``; returns the graph directory."""
+    from connectome_bpu import atomic
+    from connectome_bpu.depth import estimate_k
+    from connectome_bpu.exports import load_exports
+    from connectome_bpu.graph import assemble_metadata, build_matrices
+    from connectome_bpu.pools import assign_region_pools, pool_indices
+    from connectome_bpu.sources.synthetic_cx import write_synthetic_cx
+
+    rois = ["EB", "PB", "FB", "NO"]
+    write_synthetic_cx(root / "exports", copies=1, seed=0, background_density=0.0, transmitter_coverage=1.0)
+    exports = load_exports(root / "exports")
+    graph = root / "graph"
+    info = build_matrices(root / "exports", graph, connectome="synthetic_cx", rho_target=0.95, signed_policy="auto",
+                          sign_coverage_threshold=0.95,
+                          spectral_kwargs={"power_tolerance": 1e-9, "power_max_iterations": 5000})
+    pools = assign_region_pools(exports.neurons, exports.roi_counts, rois)
+    atomic.write_csv(graph / "pool_assignments.csv", pools)
+    sensory, _, output = pool_indices(pools)
+    k = estimate_k(sp.load_npz(graph / "adjacency_unsigned.npz").tocsr(), sensory, output).as_dict()
+    atomic.write_json(graph / "k_estimate.json", k)
+    atomic.write_json(graph / "graph_metadata.json", assemble_metadata(
+        info, pools, k, primary_rois=rois, whole_brain_pool_fraction=0.05, synthetic=True))
+    return graph

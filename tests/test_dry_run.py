@@ -23,7 +23,7 @@ CONTROLS = {"no_recurrence", "random", "degree_shuffle", "weight_shuffle", "rand
 FIGURE_COUNT = 4   # error_vs_sequence_length, loss_curve, error_vs_noise, sample_efficiency
 SUBSTRATE_JOBS = {"synthetic_cx": 1, "pools": 1, "matrices": 1, "k_estimate": 1, "graph_metadata": 1}
 EXPERIMENT_JOBS = {"aggregate": 1, "data_validation": 1, "bpu_validation": 1, "control_validation": 1,
-                   "figure": FIGURE_COUNT, "summary": 1, "manifest": 1}
+                   "figure": FIGURE_COUNT, "summary": 1, "sweep_statistics": 1, "manifest": 1}
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,19 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import write_tiny_graph_cache
 
 from connectome_bpu import atomic, models, tasks
 from connectome_bpu.checks import Check, Line, render_report
-from connectome_bpu.depth import estimate_k
-from connectome_bpu.exports import load_exports
-from connectome_bpu.graph import assemble_metadata, build_matrices
-from connectome_bpu.pools import assign_region_pools, pool_indices
 from connectome_bpu.reports import validation
-from connectome_bpu.reports.validation import (EXPORT_NAMES, bpu_validation_lines, data_validation_lines,
-                                               model_surface_lines, split_lines, training_comparability_lines)
-from connectome_bpu.sources.synthetic_cx import write_synthetic_cx
+from connectome_bpu.reports.validation import (
+    EXPORT_NAMES,
+    bpu_validation_lines,
+    data_validation_lines,
+    model_surface_lines,
+    split_lines,
+    training_comparability_lines,
+)
 
 SPECTRAL = {"power_tolerance": 1e-9, "power_max_iterations": 5000}
 TASK = {"name": "cx_polar_bump", "heading_bins": 8, "bump_kappa": 8.0, "home_distance_scale": 25.0,
@@ -47,19 +49,7 @@ MODES = ("frozen", "observed", "dense")
 def graph_template(tmp_path_factory) -> Path:
     """A small intact graph cache (signed primary) with the task splits of ``TASK`` beside it."""
     root = tmp_path_factory.mktemp("graph")
-    write_synthetic_cx(root / "exports", copies=1, seed=0, background_density=0.0, transmitter_coverage=1.0)
-    exports = load_exports(root / "exports")
-    graph = root / "graph"
-    info = build_matrices(root / "exports", graph, connectome="synthetic_cx", rho_target=0.95,
-                          signed_policy="auto", sign_coverage_threshold=0.95, spectral_kwargs=SPECTRAL)
-    pools = assign_region_pools(exports.neurons, exports.roi_counts, ["EB", "PB", "FB", "NO"])
-    atomic.write_csv(graph / "pool_assignments.csv", pools)
-    sensory, _, output = pool_indices(pools)
-    k = estimate_k(sp.load_npz(graph / "adjacency_unsigned.npz").tocsr(), sensory, output).as_dict()
-    atomic.write_json(graph / "k_estimate.json", k)
-    atomic.write_json(graph / "graph_metadata.json",
-                      assemble_metadata(info, pools, k, primary_rois=["EB", "PB", "FB", "NO"],
-                                        whole_brain_pool_fraction=0.05, synthetic=True))
+    write_tiny_graph_cache(root)
     spec = tasks.TaskSpec.from_config(TASK)
     for split in tasks.split_plan(TASK):
         tasks.write_split(root / "tasks" / split.filename, spec, split, data_seed=TASK["data_seed"])

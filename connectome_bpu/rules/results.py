@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import atomic
 from .. import figures as fig
+from .. import sweep_statistics as sweep
 from ..atomic import read_json
 from ..metrics import PRIMARY_METRIC
 from ..provenance import build_manifest
@@ -84,6 +85,18 @@ def summary(smk: Any) -> None:
                             primary=smk.params.primary, summary=pd.read_csv(smk.input.summary),
                             paired=pd.read_csv(smk.input.paired), level=smk.params.interval)
     atomic.write_text(smk.output[0], text)
+
+
+def sweep_statistics(smk: Any) -> None:
+    """Leaderboard, paired and matched-topology comparisons (t, sign-flip and Wilcoxon, Holm) and sweep_report.md."""
+    result = sweep.sweep_statistics(pd.read_csv(smk.input.by_seed), experiment=smk.wildcards.experiment,
+                                    task=smk.params.task, primary=smk.params.primary, models=list(smk.params.models),
+                                    split=smk.params.split, T=smk.params.train_T, n_train=smk.params.n_train,
+                                    level=smk.params.interval)
+    atomic.write_csv(smk.output.leaderboard, result["leaderboard"])
+    atomic.write_csv(smk.output.paired, result["paired_comparisons"])
+    atomic.write_csv(smk.output.matched, result["matched_topology_comparisons"])
+    atomic.write_text(smk.output.report, result["markdown"])
 
 
 def manifest(smk: Any) -> None:
