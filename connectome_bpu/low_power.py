@@ -128,20 +128,22 @@ def _metadata(graph_dir: Path) -> dict:
 
 
 def _primary_matrix(graph_dir: Path, metadata: Mapping[str, Any]) -> sp.csr_matrix:
-    """The matrix the models run on (signed or unsigned, as the metadata says), checked against the metadata.
+    """The matrix the models run on (signed or unsigned, as the graph cache says), checked against the metadata.
 
-    A matrix whose size or edge count disagrees with ``graph_metadata.json`` is a stale cache: counting it
-    would report one graph under another's name.
+    It is rebuilt from the cache's declared files (``load_primary``), as training does. A matrix whose size or
+    edge count disagrees with ``graph_metadata.json`` is a stale cache: counting it would report one graph under
+    another's name.
     """
-    path = graph_dir / f"adjacency_{metadata['primary_matrix']}.npz"
-    if not path.is_file():
-        raise BPUInputError(f"{path} is missing; {graph_dir / METADATA_FILE} names the "
-                            f"{metadata['primary_matrix']!r} matrix as primary")
-    matrix = canonical_csr(sp.load_npz(path))
+    missing = [name for name in ("matrix_info.json", "adjacency_unsigned.npz", "graph_arrays.npz")
+               if not (graph_dir / name).is_file()]
+    if missing:
+        raise BPUInputError(f"{graph_dir}: missing {', '.join(missing)}; expected a graph cache written by the "
+                            "matrices rule")
+    matrix = canonical_csr(load_primary(graph_dir).matrix)
     n = square_size(matrix)
     if n != metadata["N"] or matrix.nnz != metadata["unsigned_edge_count"]:
-        raise BPUInputError(f"{path}: N={n}, edges={matrix.nnz} but {METADATA_FILE} says N={metadata['N']}, "
-                            f"unsigned_edge_count={metadata['unsigned_edge_count']}")
+        raise BPUInputError(f"{graph_dir}: primary matrix has N={n}, edges={matrix.nnz} but {METADATA_FILE} says "
+                            f"N={metadata['N']}, unsigned_edge_count={metadata['unsigned_edge_count']}")
     return matrix
 
 

@@ -103,8 +103,8 @@ def test_graph_proxy_refuses_missing_inputs(graph_dir, tmp_path):
         graph_proxy(missing, [32], task_dims=(5, 3), T=7, batch=2)
     copy = tmp_path / "copy"
     shutil.copytree(graph_dir, copy)
-    (copy / "adjacency_signed.npz").unlink()
-    with pytest.raises(BPUInputError, match="adjacency_signed.npz is missing"):
+    (copy / "graph_arrays.npz").unlink()
+    with pytest.raises(BPUInputError, match="missing graph_arrays.npz"):
         graph_proxy(copy, [32], task_dims=(5, 3), T=7, batch=2)
     (copy / "graph_metadata.json").unlink()
     with pytest.raises(BPUInputError, match="lacks graph_metadata.json"):
