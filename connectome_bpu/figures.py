@@ -343,7 +343,7 @@ def connectome_advantage(rows: pd.DataFrame, *, options: FigureOptions, syntheti
                          path: Path | None = None) -> plt.Figure:
     """Forest plot: per experiment (one panel, its own metric and units) the connectome's paired advantage over
     each matched control; positive = connectome better. Filled markers: interval above zero and Holm-adjusted
-    p below 0.05.
+    paired t p below 0.05.
 
     ``rows`` has experiment, control, metric, mean, ci_low, ci_high, holm_p.
     """
@@ -366,4 +366,4 @@ def connectome_advantage(rows: pd.DataFrame, *, options: FigureOptions, syntheti
         ax.set_title(experiment, fontsize=9, loc="left")
         ax.set_xlabel(f"connectome advantage in {metric} (positive = connectome better)", fontsize=8)
     return _finish(fig, axes, f"Connectome vs matched topology controls\n(mean over seeds, {options.interval:.0%} t "
-                              "interval; filled: interval > 0 and Holm p < 0.05)", options, synthetic, path)
+                              "interval; filled: interval > 0 and Holm-adjusted t p < 0.05)", options, synthetic, path)

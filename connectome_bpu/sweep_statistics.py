@@ -339,10 +339,10 @@ def _primary_metric_rows(paired: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def _paired_table(rows: pd.DataFrame, level: float) -> str:
     header = ["Model", "Compared with", "Type", "Seeds", f"Delta [{_percent(level)} t interval]", "t p",
-              "Sign-flip p", "Wilcoxon p", "Holm sign-flip p", "Effect d_z"]
+              "Holm t p", "Sign-flip p", "Wilcoxon p", "Holm sign-flip p", "Effect d_z"]
     body = [[str(r["model"]), str(r["baseline_model"]), str(r["comparison_type"]), _cell(r["paired_seed_count"]),
              f"{_cell(r['mean_delta'])} {_interval(r['ci_low'], r['ci_high'])}", _cell(r["t_p"]),
-             _cell(r["sign_flip_p"]), _cell(r["wilcoxon_p"]), _cell(r["sign_flip_p_holm"]),
+             _cell(r["t_p_holm"]), _cell(r["sign_flip_p"]), _cell(r["wilcoxon_p"]), _cell(r["sign_flip_p_holm"]),
              _cell(r["effect_size_dz"])] for _, r in rows.iterrows()]
     return markdown_table(header, body)
 
@@ -362,16 +362,17 @@ def _floor_sentence(rows: pd.DataFrame) -> str:
         return "No comparison has a paired seed, so no test was possible."
     floors = "; ".join(f"2/2^{n} = {_cell(2.0 / 2**n)} with {n} paired seeds" for n in counts)
     k = int(rows["sign_flip_p"].notna().sum())
-    return (f"With n paired seeds the exact sign-flip and Wilcoxon tests cannot give a p below 2/2^n: {floors}. "
-            f"Holm multiplies the smallest of this metric's {k} p-values by {k}, so at least {seeds_needed(k)} "
-            f"paired seeds are needed before any comparison here can reach {SIGNIFICANCE}.")
+    return (f"The exact sign-flip and Wilcoxon tests are reported beside it as checks that assume no distribution; "
+            f"with n paired seeds they cannot give a p below 2/2^n: {floors}. Holm multiplies the smallest of this "
+            f"metric's {k} p-values by {k}, so at least {seeds_needed(k)} paired seeds are needed before an exact "
+            f"test here can reach {SIGNIFICANCE}.")
 
 
 def _signal_sentence(rows: pd.DataFrame, primary: str) -> str:
     matched = rows[rows["comparison_type"] == MATCHED_TOPOLOGY]
     if matched.empty:
         return "There is no matched-topology control in this sweep, so it cannot show a connectome signal."
-    signal = matched[(matched["ci_low"] > 0) & (matched["sign_flip_p_holm"] < SIGNIFICANCE)]
+    signal = matched[(matched["ci_low"] > 0) & (matched["t_p_holm"] < SIGNIFICANCE)]
     beaten = ", ".join(f"`{m}`" for m in signal["baseline_model"]) or "none"
     return (f"By this criterion {primary} shows a connectome signal against {len(signal)} of {len(matched)} "
             f"matched-topology controls ({beaten}).")
@@ -381,8 +382,8 @@ def _interpretation(rows: pd.DataFrame, primary: str, metric: str, direction: st
     return (f"Each delta is {primary}'s per-seed advantage on `{metric}` ({direction} is better), paired by seed, "
             f"so a positive delta favours {primary}. A connectome signal means beating the same-architecture "
             f"topology controls (the same model on shuffled, rewired or redrawn weights, or without recurrence) "
-            f"across seeds: a {_percent(level)} Student-t interval that excludes zero and a Holm-adjusted "
-            f"sign-flip p below {SIGNIFICANCE}. GRUs and the mean predictor are reference baselines for how hard "
+            f"across seeds: a {_percent(level)} Student-t interval that excludes zero and a Holm-adjusted paired "
+            f"t-test p below {SIGNIFICANCE}. GRUs and the mean predictor are reference baselines for how hard "
             f"the task is, not topology controls. {_floor_sentence(rows)} {_signal_sentence(rows, primary)}")
 
 

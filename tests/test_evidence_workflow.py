@@ -96,7 +96,7 @@ def test_the_built_plan_is_done_and_every_advantage_statement_cites_its_numbers(
     report = (workdir / "results/evidence/evidence_report.md").read_text()
     assert "TODO" not in report and report.count("**DONE**") == 5
     statements = re.findall(r"^- vs `(\w+)`: (.*)$", report, flags=re.M)
-    assert statements and all(re.search(r"\[[-+0-9.e]+, [-+0-9.e]+\] over 2 seeds, Holm-adjusted sign-flip p = ",
+    assert statements and all(re.search(r"\[[-+0-9.e]+, [-+0-9.e]+\] over 2 seeds, Holm-adjusted t p = [0-9.na/]+, exact sign-flip p = ",
                                         text) for _, text in statements)
     assert "SYNTHETIC" in report or "Synthetic substrates" in report
     selector = json.loads((workdir / "results/evidence/selectors/mb_associative.json").read_text())

@@ -2,8 +2,9 @@
 and the computed missing-evidence checklist (docs/evidence.md#the-report).
 
 Every sentence that states a connectome advantage cites its paired interval over seeds and its Holm-adjusted
-exact sign-flip p-value; an advantage is stated only when the interval excludes zero and the adjusted p is
-below 0.05. Everything else is reported as "not shown", with the same numbers.
+paired t-test p-value (with the exact sign-flip p beside it); an advantage is stated only when the interval
+excludes zero and the adjusted t p is below 0.05. Everything else is reported as "not shown", with the same
+numbers.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def advantage_statements(item: Mapping[str, Any], paired: pd.DataFrame) -> list[
     lines = []
     for row in rows.itertuples():
         numbers = (f"paired difference {_num(row.mean_delta)} [{_num(row.ci_low)}, {_num(row.ci_high)}] over "
-                   f"{row.paired_seed_count} seeds, Holm-adjusted sign-flip p = {_num(row.sign_flip_p_holm, 3)}")
-        shown = np.isfinite(row.ci_low) and row.ci_low > 0 and row.sign_flip_p_holm < ALPHA
+                   f"{row.paired_seed_count} seeds, Holm-adjusted t p = {_num(row.t_p_holm, 3)}, exact sign-flip "
+                   f"p = {_num(row.sign_flip_p, 3)} (Holm {_num(row.sign_flip_p_holm, 3)})")
+        shown = np.isfinite(row.ci_low) and row.ci_low > 0 and row.t_p_holm < ALPHA
         verdict = "connectome advantage shown" if shown else "no connectome advantage shown"
         lines.append(f"- vs `{row.baseline_model}`: {verdict} ({numbers}; positive = connectome better on "
                      f"`{item['metric']}`)")
@@ -81,7 +83,7 @@ def experiment_section(item: Mapping[str, Any]) -> list[str]:
     if not baselines.empty:
         lines += ["", "Against the trivial and parameter-matched baselines (positive = connectome better):", ""]
         lines += _table(baselines, ["baseline_model", "paired_seed_count", "mean_delta", "ci_low", "ci_high",
-                                    "sign_flip_p_holm"])
+                                    "t_p_holm", "sign_flip_p"])
     return lines + [""]
 
 
@@ -133,7 +135,7 @@ def evidence_report_markdown(*, plan: Mapping[str, Any], checklist: Sequence[Che
     lines += ["", "## Missing-evidence checklist", "", *(item.line() for item in checklist), "",
               "## Claim-support notes", "",
               "- A connectome advantage above is stated only where the paired interval excludes zero and the Holm-"
-              "adjusted p is below 0.05; with n seeds the exact test cannot go below 2/2^n.",
+              "adjusted paired t p is below 0.05; the exact sign-flip p beside it cannot go below 2/2^n with n seeds.",
               "- The low-power numbers are a proxy from operation and byte counts until energy is measured on "
               "target hardware.",
               "- Whole-brain results, if any, compare substrates; they are not evidence about a region.", "",

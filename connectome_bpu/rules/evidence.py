@@ -98,7 +98,7 @@ def advantage_rows(plan: dict) -> pd.DataFrame:
         paired = pd.read_csv(Path(item["dir"]) / "sweep" / "paired_comparisons.csv")
         picked = paired[(paired["metric"] == item["metric"]) & (paired["comparison_type"] == "matched_topology_control")]
         rows += [{"experiment": item["experiment"], "control": r.baseline_model, "metric": item["metric"],
-                  "mean": r.mean_delta, "ci_low": r.ci_low, "ci_high": r.ci_high, "holm_p": r.sign_flip_p_holm}
+                  "mean": r.mean_delta, "ci_low": r.ci_low, "ci_high": r.ci_high, "holm_p": r.t_p_holm}
                  for r in picked.itertuples()]
     return pd.DataFrame(rows, columns=["experiment", "control", "metric", "mean", "ci_low", "ci_high", "holm_p"])
 
