@@ -10,7 +10,7 @@ size-matched), paired with the item itself by the ``cross_region`` rule.
 
 So the plan *is* the DAG: ``snakemake -n evidence`` lists every job still needed, and changing the
 allow-list, the seeds or an item's config changes exactly the experiments it should
-(docs/evidence.md#the-plan-is-the-dag).
+(docs/evidence_planning.md#the-plan-is-the-dag).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ An item is DONE only when every training job it needs finished with finite value
 at the evaluation split, every control matrix of every seed exists, its run manifest's checksums match the
 files on disk, and the manifest was written under the config the plan runs now (so a results directory
 copied from another config is not taken for this one). Staleness against code and parameters is
-Snakemake's job: the report that prints this checklist is rebuilt whenever an input is (docs/evidence.md).
+Snakemake's job: the report that prints this checklist is rebuilt whenever an input is (docs/evidence_planning.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 States come from ``snakemake --summary`` run on the ``evidence`` target with the same config (one row per
 output file: ``missing``, ``ok``, or why it is out of date; ``plan`` says whether Snakemake would rerun it).
 Files are grouped into steps (a rule's outputs in one directory: one training job, one aggregation, ...)
-and each step is assigned to the claim element it serves (docs/evidence.md#plan-export).
+and each step is assigned to the claim element it serves (docs/evidence_planning.md#plan-export).
 
 Cost per training job comes, in order of preference, from
 1. the job's own ``benchmark.tsv`` (it ran before and is stale now, or it is done);

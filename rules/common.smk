@@ -373,7 +373,7 @@ def flywire_expected(wildcards):
     return FLYWIRE_FILES[wildcards.flywire_file]
 
 
-# --- the evidence plan (docs/evidence.md): its files, and the records its rules take as params ----------
+# --- the evidence plan (docs/evidence_planning.md): its files, and the records its rules take as params ----------
 EVIDENCE_DIR = f"{RESULTS}/evidence"
 PLAN_ITEMS = EVIDENCE.items if EVIDENCE else ()
 SELECTOR_FILES = [f"{EVIDENCE_DIR}/selectors/{task}.{ext}" for task in (EVIDENCE.tasks if EVIDENCE else [])

@@ -1,4 +1,4 @@
-# The evidence plan (config `evidence`, docs/evidence.md): selector decisions with the prepared graphs'
+# The evidence plan (config `evidence`, docs/evidence_planning.md): selector decisions with the prepared graphs'
 # metadata, the low-power proxy, the checked evidence report, and the plan export with its cost estimate.
 # The plan's experiments and cross-region families are ordinary ones (added in the Snakefile).
 from connectome_bpu.evidence import evidence_overview

@@ -23,7 +23,7 @@ SMALL = str(REPO / "configs" / "evidence_small.yaml")
 FULL = str(REPO / "configs" / "evidence.yaml")
 # The CI-sized cut of configs/evidence_small.yaml: two claim elements, two seeds, no GRUs and no cross-region
 # experiments (their plan is unit-tested; tests/test_families_workflow.py runs cross-region transfer). The full
-# small preset is measured in docs/evidence.md.
+# small preset is measured in docs/evidence_planning.md.
 TRIM = {"evidence": {"seeds": [0, 1], "items": None, "cross_region": None},
         "training": {"include_gru": False}, "seeds": [0, 1]}
 

@@ -1,5 +1,5 @@
 """``evidence_report.md``: selector decisions, evidence tables, the connectome's paired advantages, provenance
-and the computed missing-evidence checklist (docs/evidence.md#the-report).
+and the computed missing-evidence checklist (docs/evidence_planning.md#the-report).
 
 Every sentence that states a connectome advantage cites its paired interval over seeds and its Holm-adjusted
 paired t-test p-value (with the exact sign-flip p beside it); an advantage is stated only when the interval
