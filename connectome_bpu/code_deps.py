@@ -162,6 +162,21 @@ def rule_code_hash(rule_file: str, rule: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def workflow_code_hash() -> str:
+    """Hash of every workflow script and package module: it changes whenever some rule's code hash does (a
+    superset, for records that depend on the whole workflow's code)."""
+    digest = hashlib.sha256()
+    for script in sorted(SCRIPTS_DIR.glob("*.py")):
+        digest.update(script.name.encode())
+        digest.update(script.read_bytes())
+    modules = sorted(f"{PACKAGE}." + ".".join(path.relative_to(PACKAGE_DIR).with_suffix("").parts).removesuffix(
+        ".__init__") for path in PACKAGE_DIR.rglob("*.py"))
+    for module in modules:
+        digest.update(module.encode())
+        digest.update(_source(module))
+    return digest.hexdigest()[:16]
+
+
 def rule_modules(rule_file: str, rule: str) -> list[str]:
     """The package modules hashed for ``rule``, sorted (for docs, debugging and tests)."""
     return sorted(closure(_function_parts(f"{PACKAGE}.rules.{rule_file}", rule)[1]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import BPUInputError
@@ -116,14 +117,14 @@ def _selection_problems(index: int, entry: Mapping[str, Any], selection: Selecti
     return []
 
 
-def _item_experiment(shared: Mapping[str, Any], entry: Mapping[str, Any], selection: Selection,
+def _item_experiment(spec: Mapping[str, Any], entry: Mapping[str, Any], selection: Selection,
                      name: str) -> dict[str, Any]:
     """The experiment entry of one item: its config, the task, the selected substrate and controls."""
     override = copy.deepcopy(dict(entry.get("config") or {}))
     override.setdefault("task", {})["name"] = entry["task"]
-    override.setdefault("training", {}).setdefault("epochs", shared["evidence"]["epochs"])
+    override.setdefault("training", {}).setdefault("epochs", spec["epochs"])
     return {"name": name, **override, "connectome": selection.selected.connectome,
-            "models": list(selection.matched_controls), "seeds": list(shared["evidence"]["seeds"])}
+            "models": list(selection.matched_controls), "seeds": list(spec["seeds"])}
 
 
 def _transfer(items: dict[str, EvidenceItem], entries: dict[str, dict], spec: Mapping[str, Any],
@@ -170,7 +171,6 @@ def resolve_evidence(config: Mapping[str, Any]) -> tuple[EvidencePlan | None, di
     spec = config.get("evidence")
     if not spec:
         return None, dict(config)
-    shared = {k: v for k, v in config.items()}
     suffix = seed_suffix(spec["seeds"])
     problems: list[str] = []
     items: dict[str, EvidenceItem] = {}
@@ -193,7 +193,7 @@ def resolve_evidence(config: Mapping[str, Any]) -> tuple[EvidencePlan | None, di
         items[entry["name"]] = EvidenceItem(name=entry["name"], claim=entry.get("claim", ""),
                                             priority=entry.get("priority", "required"), task=entry["task"],
                                             experiment=name, selection=selection)
-        entries[entry["name"]] = _item_experiment(shared, entry, selection, name)
+        entries[entry["name"]] = _item_experiment(spec, entry, selection, name)
     transfer, transfer_entries = [], []
     if not problems and spec.get("cross_region"):
         transfer, transfer_entries, found = _transfer(items, entries, spec["cross_region"], suffix)
@@ -220,8 +220,6 @@ def evidence_overview(plan: Mapping[str, Any]) -> str:
     disk is still current is Snakemake's call, listed with a reason for every pending job, and the plan
     export (`snakemake evidence_plan`) records both views.
     """
-    from pathlib import Path
-
     lines = [f"Evidence plan: {len(plan['items'])} claim elements, seeds {plan['seeds']} "
              f"(results on disk / planned; pending jobs and their reasons follow from Snakemake)",
              f"  {'claim element':<34} {'priority':<12} {'substrate':<24} {'models':>6} {'jobs on disk':>13}"]

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .code_deps import workflow_code_hash
 from .errors import BPUInputError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The bench figure of step 4: seconds per (edge x microstep x timestep x sequence) of a training step.
 BENCH_STEP_SECONDS = 1.0
 BENCH_STEP_WORK = 1_277_773 * 3 * 21 * 64
@@ -45,20 +45,9 @@ PUBLISHED_SIZES = {"hemibrain_cx": (7_349, 511_930), "hemibrain_mushroom_body": 
                    "flywire_optic_lobe": (96_816, 8_757_188), "flywire_whole": (139_255, 15_100_000)}
 
 
-def _code_digest() -> str:
-    """Hash of the package, rules and workflow scripts: a code change can make any planned file stale."""
-    digest = hashlib.sha256()
-    for folder in ("connectome_bpu", "rules", "workflow_scripts"):
-        for path in sorted((PACKAGE_ROOT / folder).rglob("*")):
-            if path.suffix in (".py", ".smk") and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def state_fingerprint(paths: Iterable[str]) -> str:
     """A digest of which planned files exist, their mtimes, and the code (see rules/evidence.smk)."""
-    digest = hashlib.sha256(_code_digest().encode())
+    digest = hashlib.sha256(workflow_code_hash().encode())
     for path in sorted(set(paths)):
         try:
             stamp = os.stat(path).st_mtime_ns

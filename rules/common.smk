@@ -471,6 +471,9 @@ def low_power_substrates():
     return found
 
 
+PLAN = plan_description()   # once: the overview, the report and the plan export all take this record
+
+
 def evidence_state_fingerprint():
     """What the plan export's states depend on: every planned file's presence and mtime, and the code.
 

@@ -4,7 +4,7 @@
 from connectome_bpu.evidence import evidence_overview
 
 if EVIDENCE:
-    logger.info(evidence_overview(plan_description()))
+    logger.info(evidence_overview(PLAN))
 
 
 wildcard_constraints:
@@ -70,7 +70,7 @@ rule evidence_report:
         figure=report(EVIDENCE_REPORT_FILES["figure"], category="Evidence",
                       caption="../docs/captions/connectome_advantage.rst"),
     params:
-        plan=plan_description(),
+        plan=PLAN,
         configs=plan_configs(),
         interval=config["statistics"]["interval"],
         options=config["figures"],
@@ -88,7 +88,7 @@ rule evidence_plan:
         md=f"{EVIDENCE_DIR}/plan.md",
         json=f"{EVIDENCE_DIR}/plan.json",
     params:
-        plan=plan_description(),
+        plan=PLAN,
         snakefile=workflow.main_snakefile,
         config=config,
         configs=plan_configs(),

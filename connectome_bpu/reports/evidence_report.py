@@ -87,21 +87,23 @@ def experiment_section(item: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def provenance_section(manifests: Mapping[str, str], problems: Mapping[str, list[str]]) -> list[str]:
+def provenance_section(manifests: Mapping[str, str], checklist: Sequence[CheckItem]) -> list[str]:
+    """Each manifest's commit and file count, and what the checklist found wrong with it (it verified them)."""
     lines = ["## Provenance", "", "| manifest | commit | created | files | checksums |", "|---|---|---|---:|---|"]
-    for name, path in manifests.items():
+    for path in manifests.values():
         if not Path(path).is_file():
             lines.append(f"| `{path}` | - | - | - | missing |")
             continue
         record = json.loads(Path(path).read_text())
-        state = "all verified" if not problems.get(name) else f"{len(problems[name])} problem(s)"
+        problems = [p for item in checklist for p in item.problems if p.startswith(f"{path}:")]
+        state = "all verified" if not problems else f"{len(problems)} problem(s)"
         lines.append(f"| `{path}` | {record.get('git_commit') or 'not a git checkout'} | {record.get('created')} | "
                      f"{len(record['files'])} | {state} |")
     return lines
 
 
 def evidence_report_markdown(*, plan: Mapping[str, Any], checklist: Sequence[CheckItem],
-                             manifests: Mapping[str, str], manifest_issues: Mapping[str, list[str]],
+                             manifests: Mapping[str, str],
                              transfer: pd.DataFrame | None, low_power: pd.DataFrame, measured: pd.DataFrame,
                              synthetic: bool) -> str:
     """The whole report, in the order a reader checks a claim: decisions, results, provenance, what is missing."""
@@ -131,7 +133,7 @@ def evidence_report_markdown(*, plan: Mapping[str, Any], checklist: Sequence[Che
                                 "memory_reduction", "sequence_ops_reduction"])
     lines += ["", "Measured on this machine's CPU with the project's own runtime:", ""]
     lines += _table(measured, ["substrate", "runtime", "batch", "T", "K", "threads", "ms_per_sequence", "cpu_model"])
-    lines += [""] + provenance_section(manifests, manifest_issues)
+    lines += [""] + provenance_section(manifests, checklist)
     lines += ["", "## Missing-evidence checklist", "", *(item.line() for item in checklist), "",
               "## Claim-support notes", "",
               "- A connectome advantage above is stated only where the paired interval excludes zero and the Holm-"

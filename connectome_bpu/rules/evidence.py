@@ -12,7 +12,7 @@ from .. import atomic, low_power, selector
 from .. import figures as fig
 from ..atomic import read_json
 from ..errors import BPUInputError
-from ..evidence_checks import checklist_record, evidence_checklist, manifest_problems
+from ..evidence_checks import checklist_record, evidence_checklist
 from ..evidence_plan import (
     plan_markdown,
     plan_record,
@@ -70,17 +70,15 @@ def low_power_proxy(smk: Any) -> None:
 def evidence_report(smk: Any) -> None:
     """The checklist (every DONE computed), the report and its forest plot of paired connectome advantages."""
     plan, configs = smk.params.plan, dict(smk.params.configs)
-    bitwidths = sorted({int(b) for b in pd.read_csv(plan["low_power"]["low_power_proxy_summary.csv"])["bitwidth"]},
-                       reverse=True)
+    low_power = pd.read_csv(plan["low_power"]["low_power_proxy_summary.csv"])
+    bitwidths = sorted({int(b) for b in low_power["bitwidth"]}, reverse=True)
     checklist = evidence_checklist(plan, configs, bitwidths)
     manifests = {item["experiment"]: str(Path(item["dir"]) / "run_manifest.json") for item in plan["items"]}
-    issues = {name: manifest_problems(path, configs.get(name)) for name, path in manifests.items()}
     transfer = (pd.read_csv(Path(plan["cross_region_dir"]) / "cross_region_advantage.csv")
                 if plan["transfer"] else None)
     synthetic = any(read_json(Path(d) / "graph_metadata.json").get("synthetic") for d in plan["substrates"].values())
-    text = evidence_report_markdown(plan=plan, checklist=checklist, manifests=manifests, manifest_issues=issues,
-                                    transfer=transfer,
-                                    low_power=pd.read_csv(plan["low_power"]["low_power_proxy_summary.csv"]),
+    text = evidence_report_markdown(plan=plan, checklist=checklist, manifests=manifests, transfer=transfer,
+                                    low_power=low_power,
                                     measured=pd.read_csv(plan["low_power"]["measured_latency.csv"]),
                                     synthetic=synthetic)
     atomic.write_json(smk.output.checklist, checklist_record(checklist, plan, configs, bitwidths))

@@ -67,6 +67,7 @@ import pandas as pd
 
 from ..errors import BPUInputError
 from ..substrates import SYNTHETIC_MB_ROIS
+from ..task_knobs import is_integer
 from .synthetic_common import (
     SIGMA,
     background_edges,
@@ -108,12 +109,9 @@ def _check(parameters: dict) -> None:
     def fail(key: str, expected: str) -> None:
         raise BPUInputError(f"synthetic_mb.{key} must be {expected} (got {parameters[key]!r})")
 
-    def integer(value: object) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
     for key, minimum in (("projection_neurons", 1), ("kenyon_cells", 1), ("claws", 1), ("compartments", 2),
                          ("seed", 0)):
-        if not integer(parameters[key]) or parameters[key] < minimum:
+        if not is_integer(parameters[key]) or parameters[key] < minimum:
             fail(key, f"an integer >= {minimum}")
     if parameters["claws"] > parameters["projection_neurons"]:
         fail("claws", f"at most projection_neurons = {parameters['projection_neurons']} (distinct PN inputs per KC)")

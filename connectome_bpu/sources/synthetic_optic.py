@@ -65,6 +65,7 @@ import pandas as pd
 from ..errors import BPUInputError
 from ..hex_lattice import HEX_DIRECTIONS, hex_axial, hex_neighbour, hex_points
 from ..substrates import SYNTHETIC_OPTIC_ROIS
+from ..task_knobs import is_integer
 from .synthetic_common import (
     SIGMA,
     background_edges,
@@ -102,13 +103,10 @@ _OUTSIDE = (("L", RETINA_ROI, "post"), ("LPTC", OUTPUT_ROI, "pre"))
 
 def _check(hex_rings: object, seed: object, background_density: object, transmitter_coverage: object) -> None:
     """Raise BPUInputError naming ``synthetic_optic.<key>`` for the first unusable argument."""
-    def integer(value: object) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-    if not integer(hex_rings) or hex_rings < 1:
+    if not is_integer(hex_rings) or hex_rings < 1:
         raise BPUInputError(f"synthetic_optic.hex_rings must be an integer >= 1 (got {hex_rings!r}): a single "
                             "column has no neighbour, so no motion detector and no readout of motion")
-    if not integer(seed) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise BPUInputError(f"synthetic_optic.seed must be an integer >= 0 (got {seed!r})")
     if not 0.0 <= background_density < 1.0:
         raise BPUInputError(f"synthetic_optic.background_density must be in [0, 1) (got {background_density!r})")
