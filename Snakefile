@@ -36,6 +36,7 @@ include: "rules/report.smk"
 include: "rules/results.smk"
 include: "rules/cross_region.smk"
 include: "rules/evidence.smk"
+include: "rules/learning_rules.smk"
 
 
 onstart:
@@ -48,6 +49,7 @@ rule all:
         [experiment_targets(experiment) for experiment in EXPERIMENTS.values()],
         CROSS_REGION_TARGETS,
         EVIDENCE_TARGETS,
+        SEED_CHECK_TARGETS,
 
 
 # `snakemake <experiment name>` builds one experiment.

@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 from .errors import BPUInputError
+from .learning_rules import learning_rule_problems
 from .substrates import FLYWIRE_783_NEUROPILS
 from .tasks import split_plan, task_spec
 
@@ -145,6 +146,7 @@ def cross_key_problems(config: dict[str, Any]) -> list[str]:
     if config["task"]["train"]["T"] != config["task"]["val"]["T"]:
         problems.append("config keys 'task.train.T' and 'task.val.T' must be equal (validation uses the training length)")
     problems += _lattice_problems(config)
+    problems += learning_rule_problems(config)
     try:   # rules between a task's own knobs (e.g. more reversals than odours per episode) and its splits
         task_spec(config["task"])
         split_plan(config["task"])

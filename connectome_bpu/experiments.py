@@ -28,16 +28,25 @@ from typing import Any, Mapping
 
 from .config import cross_key_problems, schema_problems, substrate_name
 from .errors import BPUInputError
-from .model_names import control_models, is_trained, primary_model_name, resolved_models
+from .learning_rules import arm_params
+from .model_names import (
+    BPTT,
+    arm_of,
+    control_models,
+    is_trained,
+    primary_model_name,
+    resolved_models,
+)
 from .substrates import is_synthetic
 from .tasks import nested_train_subset, split_plan, task_spec
 
 # Keys an experiment may not override: where results and downloads live, and the download sources
 # (one cache per release or dataset serves every experiment).
-SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments", "cross_region", "evidence")
+SHARED_ONLY = ("results_dir", "resources_dir", "neuprint", "flywire", "experiments", "cross_region", "evidence",
+               "seed_checks")
 # Keys that describe the plan over experiments rather than one experiment: left out of each experiment's
 # resolved config, so editing the plan does not touch the experiments it keeps.
-PLAN_ONLY = ("experiments", "cross_region", "evidence")
+PLAN_ONLY = ("experiments", "cross_region", "evidence", "seed_checks")
 # Execution settings: they decide where and how fast a job runs, never its numbers, so they are shared.
 EXECUTION_ONLY = (("training", "device"), ("training", "threads"))
 # Keys that decide how a substrate's exports, graph cache and controls are built (plus, for an embedded
@@ -62,7 +71,7 @@ _IGNORED_BY_TASK = {
 _FIXED_LENGTH_TASKS = ("mb_associative", "optic_flow")
 UNTRAINED = "untrained"   # training variant of models that learn nothing (the mean predictor)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks", "cross_region", "evidence")   # sibling directories under results/
+RESERVED_SUBSTRATE_NAMES = ("experiments", "tasks", "cross_region", "evidence", "learning_rules")   # sibling directories under results/
 
 
 @dataclass(frozen=True)
@@ -108,12 +117,27 @@ class Experiment:
         return "test"
 
     @property
+    def arms(self) -> list[str]:
+        """The learning-rule arms beside bptt whose models this experiment trains (docs/learning_rules.md)."""
+        return [arm for arm in self.config["training"]["learning_rules"]["arms"] if arm != BPTT]
+
+    @property
+    def bptt_models(self) -> list[str]:
+        """The models every experiment has (each learning by bptt, or not at all): what the summary, the sweep
+        statistics and the standard figures compare. The arms' models have their own report."""
+        return [m for m in self.models if arm_of(m) == BPTT]
+
+    @property
     def controls(self) -> list[str]:
         return control_models(self.models)
 
     def training_variant(self, model: str) -> str:
-        """The job-directory level of ``model``: models that do not learn share one variant."""
-        return self.training if is_trained(model) else UNTRAINED
+        """The job-directory level of ``model``: models that do not learn share one variant, and a model trained by
+        a learning-rule arm other than bptt gets the variant of its arm's knobs too."""
+        if not is_trained(model):
+            return UNTRAINED
+        arm = arm_of(model)
+        return self.training if arm == BPTT else training_variant(self.config["training"], arm)
 
     def jobs(self) -> list[tuple[str, int, int]]:
         """(model, seed, n_train) of every job: all models on the full train split, then the nested
@@ -157,14 +181,19 @@ def task_variant(task_cfg: Mapping[str, Any]) -> str:
     return f"{task_spec(task_cfg).cache_name}-{short_hash(split_settings(task_cfg))}"
 
 
-def training_params(training_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The training settings that change a trained model's numbers."""
-    return {k: training_cfg[k] for k in TRAINING_KEYS}
+def training_params(training_cfg: Mapping[str, Any], arm: str = BPTT) -> dict[str, Any]:
+    """The training settings that change a trained model's numbers (for an arm other than bptt, with its knobs)."""
+    params = {k: training_cfg[k] for k in TRAINING_KEYS}
+    if arm != BPTT:
+        params["learning_rule"] = arm_params(training_cfg["learning_rules"], arm)
+    return params
 
 
-def training_variant(training_cfg: Mapping[str, Any]) -> str:
-    """``<mode>-<hash>``: the recurrent mode, readable, and a hash of every number-changing knob."""
-    return f"{training_cfg['train_recurrent']}-{short_hash(training_params(training_cfg))}"
+def training_variant(training_cfg: Mapping[str, Any], arm: str = BPTT) -> str:
+    """``<mode>-<hash>``: the recurrent mode, readable, and a hash of every number-changing knob; an arm other
+    than bptt adds ``-<arm>`` so its job directories say how they learnt."""
+    suffix = "" if arm == BPTT else f"-{arm}"
+    return f"{training_cfg['train_recurrent']}-{short_hash(training_params(training_cfg, arm))}{suffix}"
 
 
 def substrate_settings(config: Mapping[str, Any]) -> dict[str, Any]:

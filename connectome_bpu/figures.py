@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import atomic  # noqa: E402
-from .model_names import control_base, is_dale  # noqa: E402
+from .model_names import arm_model_name, control_base, is_dale  # noqa: E402
 from .results import t_interval  # noqa: E402
 
 PATH_FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")
@@ -367,3 +367,77 @@ def connectome_advantage(rows: pd.DataFrame, *, options: FigureOptions, syntheti
         ax.set_xlabel(f"connectome advantage in {metric} (positive = connectome better)", fontsize=8)
     return _finish(fig, axes, f"Connectome vs matched topology controls\n(mean over seeds, {options.interval:.0%} t "
                               "interval; filled: interval > 0 and Holm-adjusted t p < 0.05)", options, synthetic, path)
+
+
+ARM_COLOURS = {"bptt": "#000000", "tbptt": "#1b9e77", "ccdni": "#d95f02", "fa": "#7570b3", "pal": "#e7298a",
+               "gle": "#66a61e"}
+ARM_FIGURES = ("arm_learning_curves", "gradient_fidelity")
+
+
+def _band(ax, history: pd.DataFrame, column: str, label: str, colour: str, level: float, **style) -> None:
+    """Mean of ``column`` per epoch over seeds with its t interval as a band."""
+    epochs = np.sort(history["epoch"].unique())
+    stats_ = [t_interval(history.loc[history["epoch"] == e, column].to_numpy(), level) for e in epochs]
+    mean, low, high = (np.array(v) for v in zip(*stats_))
+    if not np.isfinite(mean).any():
+        return
+    ax.plot(epochs, mean, label=label, color=colour, **style)
+    ax.fill_between(epochs, low, high, color=colour, alpha=0.15, linewidth=0)
+
+
+def arm_learning_curves(history: pd.DataFrame, *, cores: list[str], arms: list[str], options: FigureOptions,
+                        synthetic: bool, path: Path | None = None) -> plt.Figure:
+    """Validation loss per epoch of every arm (bptt included), one panel per core, mean over seeds with a band."""
+    fig, axes = plt.subplots(1, len(cores), figsize=(options.width_in * 0.62 * len(cores) + 1.0,
+                                                     options.height_in * 1.25), squeeze=False, sharey=True)
+    axes = list(axes[0])
+    for ax, core in zip(axes, cores):
+        for arm in ("bptt", *arms):
+            sub = history[history["model"] == arm_model_name(core, arm)]
+            if not sub.empty:
+                _band(ax, sub, "val_loss", arm, ARM_COLOURS.get(arm, "#a6761d"), options.interval,
+                      linewidth=2.2 if arm == "bptt" else 1.5, marker="o", markersize=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Epoch")
+        ax.set_title(f"core: {core}", fontsize=9)
+    axes[0].set_ylabel("Validation loss (task loss, dimensionless)")
+    return _finish(fig, axes, f"Learning curves by learning rule (mean over seeds, {options.interval:.0%} band)",
+                   options, synthetic, path)
+
+
+def gradient_fidelity(history: pd.DataFrame, *, core: str, arms: list[str], options: FigureOptions,
+                      synthetic: bool, path: Path | None = None) -> plt.Figure:
+    """Per epoch, on held-out validation sequences: each arm's W_in update against BPTT's gradient (cosine), the
+    feedback matrix against W_out^T (angle, fa/pal), and the arm's adjoint against BPTT's (cosine, ccdni/gle)."""
+    panels = [("grad_cosine", "Cosine of W_in update with BPTT gradient"),
+              ("feedback_angle_deg", "Angle between feedback and W_out^T (degrees)"),
+              ("adjoint_cosine", "Cosine of arm's adjoint with BPTT adjoint")]
+    fig, axes = plt.subplots(1, 3, figsize=(options.width_in * 1.9, options.height_in * 1.25))
+    axes = list(axes)
+    for ax, (column, ylabel) in zip(axes, panels):
+        for arm in arms:
+            sub = history[history["model"] == arm_model_name(core, arm)]
+            if not sub.empty and column in sub and sub[column].notna().any():
+                _band(ax, sub, column, arm, ARM_COLOURS.get(arm, "#a6761d"), options.interval, linewidth=1.6,
+                      marker="o", markersize=3)
+        if column == "feedback_angle_deg":   # 90 degrees: unrelated to W_out^T (where random feedback starts)
+            ax.axhline(90.0, color="#7f7f7f", linestyle=":", linewidth=1.0)
+            ax.set_ylim(0, 180)
+        else:
+            ax.axhline(0.0, color="#7f7f7f", linestyle=":", linewidth=1.0)
+            ax.set_ylim(-1.05, 1.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(ylabel, fontsize=8)
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+    axes[0].legend(handles.values(), handles.keys(), fontsize=8, frameon=False)
+    fig.suptitle(f"Gradient fidelity on `{core}` (held-out validation sequences; mean over seeds, "
+                 f"{options.interval:.0%} band)" + ("\nSYNTHETIC substrate: not data from an animal" if synthetic
+                                                     else ""), fontsize=10,
+                 color="#b00020" if synthetic else "black")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    if path is not None:
+        with atomic.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=options.dpi, format="png")
+    plt.close(fig)
+    return fig

@@ -241,6 +241,17 @@ class RecurrentOperator(nn.Module):
         wt = _csr(self.t_crow, self.t_col, self.t_values, self.n)
         return lambda h: _FrozenCSRMatmul.apply(h, w, wt)
 
+    def transpose_step_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Return ``G -> W^T @ G`` for a frozen core, without autograd: how the learning-rule arms send errors
+        back through the core by hand (connectome_bpu.arms). It reuses the CSR transpose built once for the
+        backward pass, so nothing is transposed per call."""
+        if self.train_mode != "frozen":
+            raise BPUInputError(f"recurrent operator: transpose_step_fn needs a frozen core, not {self.train_mode}")
+        if self.runtime == "dense":
+            return lambda g: torch.mm(self.W_dense.t(), g)
+        wt = _csr(self.t_crow, self.t_col, self.t_values, self.n)
+        return lambda g: _spmm(wt, g)
+
     def forward(self, H: torch.Tensor) -> torch.Tensor:
         """``W @ H`` for ``H`` of shape ``(N, B)``; loops should call ``step_fn()`` once instead."""
         if H.dim() != 2 or H.shape[0] != self.n:

@@ -32,7 +32,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from tqdm import tqdm
 
 from . import atomic
 from .tasks import AnyTaskSpec
+
+if TYPE_CHECKING:
+    from .arms import Arm
 
 LOG = logging.getLogger(__name__)
 RESUME_FILE = "resume_state.pt"
@@ -118,10 +121,17 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> np.ndarr
 
 def train_model(model: nn.Module, spec: AnyTaskSpec, train: tuple[torch.Tensor, torch.Tensor],
                 val: tuple[torch.Tensor, torch.Tensor], settings: TrainSettings, *, seed: int,
-                resume_path: Path | None = None, fingerprint: str = "", label: str = "") -> TrainOutcome:
-    """Adam on the trainable tensors with gradient clipping and patience-based early stopping."""
+                resume_path: Path | None = None, fingerprint: str = "", label: str = "",
+                arm: Arm | None = None, fidelity_batch: int = 64) -> TrainOutcome:
+    """Adam on the trainable tensors with gradient clipping and patience-based early stopping.
+
+    Without ``arm`` each batch is one backward pass of the batch-mean loss (bptt). With a learning-rule arm
+    (connectome_bpu.arms) the arm computes and applies each batch's update, and every epoch records its gradient
+    fidelity on the first ``fidelity_batch`` validation sequences (held out from training, never test).
+    """
     params = list(_trainable(model).values())
-    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    lr_scale = arm.lr_scale(train[0].shape[1]) if arm is not None else 1.0
+    optimizer = torch.optim.Adam(params, lr=settings.lr * lr_scale)
     state = _load_resume(resume_path, fingerprint)
     history: list[dict] = []
     best_val, best_epoch, wait, start_epoch = math.inf, 0, 0, 0
@@ -131,6 +141,8 @@ def train_model(model: nn.Module, spec: AnyTaskSpec, train: tuple[torch.Tensor, 
         optimizer.load_state_dict(state["optimizer"])
         best_state, best_val, best_epoch = state["best"], state["best_val"], state["best_epoch"]
         wait, history, start_epoch = state["wait"], state["history"], state["epoch"]
+        if arm is not None:
+            arm.load_state_dict(state["arm"])
         LOG.info("%s: resuming after epoch %d (best val %.6g at epoch %d)", label, start_epoch, best_val, best_epoch)
 
     inputs, targets = train
@@ -144,14 +156,20 @@ def train_model(model: nn.Module, spec: AnyTaskSpec, train: tuple[torch.Tensor, 
         started = time.perf_counter()
         total, count = torch.zeros((), device=inputs.device), 0   # summed on the device: no sync per batch
         order = epoch_permutation(n, seed, epoch).to(inputs.device)
+        if arm is not None:
+            arm.start_epoch(epoch)
         for start in range(0, n, settings.batch_size):
             idx = order[start:start + settings.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            batch_sum, batch_count = spec.loss_sums(model(inputs[idx]), targets[idx])
-            (batch_sum / batch_count).backward()
-            nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            optimizer.step()
-            total += batch_sum.detach()
+            if arm is None:
+                optimizer.zero_grad(set_to_none=True)
+                batch_sum, batch_count = spec.loss_sums(model(inputs[idx]), targets[idx])
+                (batch_sum / batch_count).backward()
+                nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                optimizer.step()
+            else:
+                batch_sum, batch_count = arm.train_batch(inputs[idx], targets[idx], optimizer, params,
+                                                         settings.grad_clip, batch_key=epoch * n + start)
+            total += batch_sum.detach().to(total.device)
             count += batch_count
         train_loss = float(total) / max(count, 1)
         val_loss = mean_loss(model, spec, *val, settings.batch_size)
@@ -161,12 +179,13 @@ def train_model(model: nn.Module, spec: AnyTaskSpec, train: tuple[torch.Tensor, 
         else:
             wait += 1
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "best_val_loss": best_val,
-                        "patience_wait": wait, "seconds": time.perf_counter() - started})
+                        "patience_wait": wait, "seconds": time.perf_counter() - started,
+                        **(arm.diagnostics(val[0][:fidelity_batch], val[1][:fidelity_batch]) if arm else {})})
         LOG.info("%s epoch %d/%d train_loss=%.6g val_loss=%.6g best=%.6g wait=%d (%.1f s)", label, epoch,
                  settings.epochs, train_loss, val_loss, best_val, wait, history[-1]["seconds"])
         if resume_path is not None:
             _save_resume(resume_path, fingerprint, model, optimizer, best_state, best_val, best_epoch, wait,
-                         history, epoch)
+                         history, epoch, arm)
             _kill_if_requested(epoch)
         bar.update(1)
         done = wait >= settings.patience
@@ -178,10 +197,12 @@ def train_model(model: nn.Module, spec: AnyTaskSpec, train: tuple[torch.Tensor, 
 
 
 def _save_resume(path: Path, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 best_state: dict, best_val: float, best_epoch: int, wait: int, history: list, epoch: int) -> None:
+                 best_state: dict, best_val: float, best_epoch: int, wait: int, history: list, epoch: int,
+                 arm: Arm | None) -> None:
     payload = {"fingerprint": fingerprint, "epoch": epoch, "current": _snapshot(model),
                "optimizer": optimizer.state_dict(), "best": best_state, "best_val": best_val,
-               "best_epoch": best_epoch, "wait": wait, "history": history}
+               "best_epoch": best_epoch, "wait": wait, "history": history,
+               "arm": arm.state_dict() if arm is not None else None}
     with atomic.atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

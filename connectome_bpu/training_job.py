@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from . import atomic
+from .arms import DIAGNOSTIC_COLUMNS, build_arm
 from .atomic import read_json
 from .controls import load_control
 from .gpu import select_device
@@ -34,7 +35,7 @@ from .metrics import (
     mean_predictor_outputs,
     mean_predictor_targets,
 )
-from .model_names import MEAN_PREDICTOR
+from .model_names import BPTT, MEAN_PREDICTOR, split_arm
 from .models import build_model, trainable_parameter_count
 from .pools import pool_indices, read_pools
 from .tasks import AnyTaskSpec, SplitDef, load_split, split_plan, task_spec
@@ -55,7 +56,9 @@ ID_COLUMNS = ["seed", "model", "task", "split", "T", "noise_std", "n_train"]
 INFO_COLUMNS = ["epochs_ran", "best_epoch", "final_train_loss", "best_val_loss", "trainable_parameter_count",
                 "frozen_edge_count", "recurrent_parameter_count", "trainable_recurrent_parameter_count",
                 "recurrent_train_mode", "runtime", "K", "device", WALLCLOCK_LATENCY]
-HISTORY_COLUMNS = ["seed", "model", "n_train", "epoch", "train_loss", "val_loss", "best_val_loss", "patience_wait"]
+# Gradient-fidelity columns are filled for models trained by a learning-rule arm (connectome_bpu.arms), NaN else.
+HISTORY_COLUMNS = ["seed", "model", "n_train", "epoch", "train_loss", "val_loss", "best_val_loss", "patience_wait",
+                   *DIAGNOSTIC_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -123,9 +126,12 @@ def run_job(request: JobRequest) -> pd.DataFrame:
         train = _tensors(splits[train_name], claim.device, request.n_train)
         val = _tensors(splits[val_name], claim.device)
         fingerprint = _fingerprint(request, built, settings, splits)
+        rule = request.training_cfg.get("learning_rule", {})
+        arm = build_arm(built.model, spec, rule, request.seed) if split_arm(request.model)[1] != BPTT else None
         outcome = train_model(built.model, spec, train, val, settings, seed=request.seed,
                               resume_path=request.out_dir / RESUME_FILE, fingerprint=fingerprint,
-                              label=f"{request.model}/seed{request.seed}/n{request.n_train}")
+                              label=f"{request.model}/seed{request.seed}/n{request.n_train}", arm=arm,
+                              fidelity_batch=rule.get("fidelity_batch", 1))
         info = _model_info(built.model, built.mode, built.K, claim.device)
         info.update({"epochs_ran": outcome.epochs_ran, "best_epoch": outcome.best_epoch,
                      "final_train_loss": outcome.final_train_loss, "best_val_loss": outcome.best_val_loss,
@@ -139,7 +145,8 @@ def run_job(request: JobRequest) -> pd.DataFrame:
                       "fingerprint": fingerprint, "matrix_sha256": built.matrix_sha256,
                       "train_recurrent": built.mode,
                       "state": {n: p.detach().cpu() for n, p in built.model.named_parameters() if p.requires_grad},
-                      "best_epoch": outcome.best_epoch, "best_val_loss": outcome.best_val_loss}
+                      "best_epoch": outcome.best_epoch, "best_val_loss": outcome.best_val_loss,
+                      "learning_rule": dict(rule), "arm_state": arm.state_dict() if arm is not None else None}
         _write_outputs(request.out_dir, checkpoint, metrics, history, examples)
         (request.out_dir / RESUME_FILE).unlink(missing_ok=True)
         return metrics
@@ -154,7 +161,7 @@ def build_job_model(request: JobRequest, spec: AnyTaskSpec, device: torch.device
     K = int(read_json(request.k_path)["K"])
     matrix, matrix_sha = recurrent_matrix(request, primary)
     mode = request.training_cfg["train_recurrent"]
-    model = build_model(request.model, W=matrix, sensory_idx=sensory, output_idx=output, K=K,
+    model = build_model(split_arm(request.model)[0], W=matrix, sensory_idx=sensory, output_idx=output, K=K,
                         input_dim=spec.input_dim, output_dim=spec.output_dim, seed=request.seed,
                         train_mode=mode, runtime=request.training_cfg["runtime"], device=device,
                         dense_max_neurons=request.training_cfg["dense_max_neurons"],
@@ -169,6 +176,7 @@ def _fingerprint(request: JobRequest, built: BuiltModel, settings: TrainSettings
         "model": request.model, "seed": request.seed, "n_train": request.n_train, "K": built.K,
         "matrix": built.matrix_sha256, "settings": settings.__dict__, "mode": built.mode,
         "runtime": request.training_cfg["runtime"], "task": dict(request.task_cfg),
+        "learning_rule": request.training_cfg.get("learning_rule", {}),
         "splits": {name: str(arrays["content_sha256"]) for name, arrays in splits.items()},
     })
 

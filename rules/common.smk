@@ -12,7 +12,7 @@ from connectome_bpu.evidence_plan import state_fingerprint
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
 from connectome_bpu.figures import EXAMPLE_FIGURES, FIGURES, figures_for
 from connectome_bpu.metrics import EXAMPLES_FILE, PRIMARY_METRIC
-from connectome_bpu.model_names import CONTROL_NAMES, MODEL_NAMES, NO_RECURRENCE, is_stored_control, is_trained
+from connectome_bpu.model_names import CONTROL_NAMES, NO_RECURRENCE, arm_of, base_model, is_stored_control, is_trained
 from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.substrates import KINDS, is_synthetic, primary_rois, substrate_kind
 from connectome_bpu.tasks import split_plan
@@ -38,7 +38,8 @@ for _e in EXPERIMENTS.values():
     if _e.size_match:
         SUBSTRATES.setdefault(_e.size_match[0], {**_e.config, "size_match": None})
 TASKS = {e.task_variant: split_settings(e.task) for e in EXPERIMENTS.values()}
-TRAININGS = {e.training: training_params(e.config["training"]) for e in EXPERIMENTS.values()}
+TRAININGS = {e.training_variant(m): training_params(e.config["training"], arm_of(m))
+             for e in EXPERIMENTS.values() for m in e.models if is_trained(m)}
 TRAININGS[UNTRAINED] = {}
 SPLITS = {variant: {s.filename.removesuffix(".npz"): s for s in split_plan(task)} for variant, task in TASKS.items()}
 
@@ -107,7 +108,7 @@ wildcard_constraints:
     task_variant=one_of(TASKS),
     training=one_of(TRAININGS),
     experiment=one_of(EXPERIMENTS),
-    model=one_of(MODEL_NAMES),
+    model=one_of({m for e in EXPERIMENTS.values() for m in e.models}),
     control=one_of(CONTROL_NAMES + (NO_RECURRENCE,)),
     seed=r"\d+",
     n_train=r"\d+",
@@ -172,6 +173,15 @@ def experiment_jobs(experiment, name, sample_efficiency=None):
             if sample_efficiency is None or sample_efficiency == (n_train != experiment.n_train)]
 
 
+def arm_report_files(experiment):
+    """The learning-rule report of an experiment that trains arms beside bptt (none otherwise)."""
+    if not experiment.arms:
+        return []
+    return [experiment_file(f"learning_rules/{name}", experiment.name)
+            for name in ("arm_metrics.csv", "arm_comparisons.csv", "summary.md", "arm_learning_curves.png",
+                         "gradient_fidelity.png")]
+
+
 def experiment_controls(experiment):
     return [control_file(c, s, experiment.substrate) for c in experiment.controls for s in experiment.seeds]
 
@@ -191,7 +201,7 @@ def experiment_targets(experiment):
             + [experiment_file(f"figures/{name}.png", experiment.name) for name in figures_for(experiment.task["name"])]
             + [exports(name, experiment.substrate) for name in (*EXPORT_FILES, "provenance.json")]
             + [graph_file(name, experiment.substrate) for name in GRAPH_FILES]
-            + experiment_controls(experiment) + experiment_splits(experiment)
+            + arm_report_files(experiment) + experiment_controls(experiment) + experiment_splits(experiment)
             + [path for name in ("checkpoint.pt", "loss_history.csv", "metrics.csv")
                for path in experiment_jobs(experiment, name)])
 
@@ -310,7 +320,8 @@ def task_split_files(wildcards):
 
 def job_control_input(wildcards):
     """Stored controls train on their own matrix; everything else on the primary matrix."""
-    return control_file(wildcards.model, wildcards.seed, wildcards.substrate) if is_stored_control(wildcards.model) else []
+    model = base_model(wildcards.model)   # a learning-rule arm's model runs on its plain model's core
+    return control_file(model, wildcards.seed, wildcards.substrate) if is_stored_control(model) else []
 
 
 def train_threads(wildcards):

@@ -136,10 +136,12 @@ def _compared(models: list[str], primary: str) -> list[str]:
     return sorted(others, key=lambda m: _KIND_ORDER.index(model_kind(m)))
 
 
-def _paired_at_train(paired: pd.DataFrame, train_T: int, n_train: int) -> pd.DataFrame:
+def _paired_at_train(paired: pd.DataFrame, train_T: int, n_train: int, primary: str) -> pd.DataFrame:
+    """The connectome model's own pairs (not those of its learning-rule arms) at the training length and size."""
     if paired.empty:
         return paired
-    return paired[(paired["split"] == "test") & (paired["T"] == train_T) & (paired["n_train"] == n_train)]
+    return paired[(paired["primary"] == primary) & (paired["split"] == "test") & (paired["T"] == train_T)
+                  & (paired["n_train"] == n_train)]
 
 
 def _row_verdict(row: pd.Series) -> str:
@@ -154,7 +156,7 @@ def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, se
     description = kind.description if kind else metadata.get("connectome", substrate)
     metrics = list(METRIC_COLUMNS[task])
     at_train = summary[(summary["split"] == "test") & (summary["T"] == train_T) & (summary["n_train"] == n_train)]
-    paired_train = _paired_at_train(paired, train_T, n_train)
+    paired_train = _paired_at_train(paired, train_T, n_train, primary)
     lines = ["# Benchmark Summary", ""]
     if metadata.get("synthetic"):
         lines += ["**SYNTHETIC SUBSTRATE**: " + SYNTHETIC_NOTES.get(

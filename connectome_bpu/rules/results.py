@@ -14,6 +14,7 @@ from .. import figures as fig
 from .. import sweep_statistics as sweep
 from ..atomic import read_json
 from ..metrics import PRIMARY_METRIC
+from ..model_names import comparison_sets
 from ..provenance import build_manifest
 from ..reports.summary import summary_markdown
 from ..results import concat_job_tables, paired_differences, summarise
@@ -23,19 +24,20 @@ LOG = logging.getLogger(__name__)
 
 
 def aggregate(smk: Any) -> None:
-    """Stack the per-job metric and history files; summarise over seeds; pair the connectome with each model."""
+    """Stack the per-job metric and history files; summarise over seeds; pair the connectome with each model
+    (within each learning-rule arm: ``model_names.comparison_sets``)."""
     models, task, level = list(smk.params.models), smk.params.task, smk.params.interval
     by_seed = concat_job_tables(smk.input.metrics, models)
     history = concat_job_tables(smk.input.histories, models)
     se_rows = concat_job_tables(list(smk.input.se_metrics), models)
     se_full = by_seed[by_seed["model"].isin(smk.params.se_models)]
     sample_eff = pd.concat([se_rows, se_full], ignore_index=True) if not se_rows.empty else se_full
-    others = [m for m in models if m != smk.params.primary]
+    paired = [paired_differences(by_seed, primary, others, task, level, seeds=list(smk.params.seeds))
+              for primary, others in comparison_sets(models, smk.params.primary)]
     atomic.write_csv(smk.output.by_seed, by_seed)
     atomic.write_csv(smk.output.summary, summarise(by_seed, task, level))
     atomic.write_csv(smk.output.history, history)
-    atomic.write_csv(smk.output.paired, paired_differences(by_seed, smk.params.primary, others, task, level,
-                                                           seeds=list(smk.params.seeds)))
+    atomic.write_csv(smk.output.paired, pd.concat(paired, ignore_index=True))
     atomic.write_csv(smk.output.sample_efficiency, sample_eff)
     LOG.info("aggregated %d metric rows over %d models and %d seeds", len(by_seed), by_seed["model"].nunique(),
              by_seed["seed"].nunique())
