@@ -44,8 +44,9 @@ def test_interrupted_job_resumes_and_matches_uninterrupted(tmp_path: Path, monke
                            fingerprint="job")
     original_save = training._save_resume
 
-    def crash_after_epoch_two(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch):
-        original_save(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch)
+    def crash_after_epoch_two(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch,
+                              arm):
+        original_save(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch, arm)
         if epoch == 2:
             raise KeyboardInterrupt("simulated kill after epoch 2")
 
@@ -83,9 +84,9 @@ def _train_recording_epochs(monkeypatch, tmp_path: Path, settings: TrainSettings
     model, per_epoch = _model(), {}
     original_save = training._save_resume
 
-    def save_and_record(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch):
+    def save_and_record(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch, arm):
         per_epoch[epoch] = training._snapshot(model)
-        original_save(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch)
+        original_save(path, fingerprint, model, optimizer, best, best_val, best_epoch, wait, history, epoch, arm)
 
     monkeypatch.setattr(training, "_save_resume", save_and_record)
     outcome = train_model(model, SPEC, TRAIN, VAL, settings, seed=3, resume_path=tmp_path / "state.pt",
