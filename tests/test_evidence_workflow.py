@@ -79,9 +79,9 @@ def built(tmp_path_factory) -> tuple[Path, str]:
     """The CI-sized plan, built end to end once for the tests below."""
     workdir = _fresh(tmp_path_factory.mktemp("evidence"))
     config = _trimmed_config(workdir)
-    plan = job_counts(run_snakemake(workdir, "evidence", "-n", "--configfile", config).stdout)
-    assert plan["train_model"] == 2 * (6 + 5) and plan["select_connectome"] == 2
-    run_snakemake(workdir, "evidence", "--configfile", config, timeout=1800)
+    # the run logs its plan (a dry run's job stats) before the first job
+    plan = job_counts(run_snakemake(workdir, "evidence", "--configfile", config, timeout=1800).stderr)
+    assert plan["train_model"] == 2 * (6 + 5) and plan["select_connectome"] == 2, plan
     return workdir, config
 
 

@@ -1,5 +1,8 @@
 """flywire_whole end to end: a loopback Zenodo stand-in -> download -> exports -> graph -> training; then
-flywire_optic_lobe, capped, from the same cached download through the graph to its data-validation report."""
+flywire_optic_lobe, capped, from the same cached download through the graph to its data-validation report.
+
+The flywire_whole run trains its default models (the whole_brain preset) with one seed, no sample-efficiency
+subsets and one test length and noise level, up to the aggregated metrics and the BPU report."""
 
 from __future__ import annotations
 
@@ -83,11 +86,14 @@ def test_flywire_whole_from_loopback_server_through_training(tmp_path: Path, zen
     flywire = {"release": RELEASE, "base_url": base_url, "files": files,
                "download": {"retries": 2, "backoff_seconds": 0.01, "timeout_seconds": 10}}
     write_config(workdir, {"connectome": "flywire_whole", "models": None, "comparison": "default",
-                           "flywire": flywire})
-    plan = job_counts(run_snakemake(workdir, "-n").stdout)
-    assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1 and plan["train_model"] > 0
-    run_snakemake(workdir)
+                           "flywire": flywire, "seeds": [0],
+                           "task": {"sample_efficiency_fractions": [1.0], "test": {"T": [20]},
+                                    "test_noise": {"noise": [0.1]}}})
     run = experiment_dir(workdir)
+    targets = [str((run / name).relative_to(workdir)) for name in ("metrics_by_seed.csv", "reports/bpu_validation.md")]
+    plan = job_counts(run_snakemake(workdir, *targets).stderr)   # a real run logs its plan there
+    # the two release files, the exports made from them, and a training job per default model (and the mean predictor)
+    assert plan["flywire_file"] == 2 and plan["cached_exports"] == 1 and plan["train_model"] == 4, plan
     by_seed = (run / "metrics_by_seed.csv").read_text()
     for model in ("connectome_bpu", "random", "weight_shuffle", "mean_predictor"):
         assert f",{model}," in by_seed
@@ -100,7 +106,7 @@ def test_flywire_whole_from_loopback_server_through_training(tmp_path: Path, zen
     # Cached downloads are ancient: a newer timestamp does not make anything stale.
     for name in files:
         os.utime(workdir / "resources/flywire" / RELEASE / name)
-    assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", *targets).stdout
 
     # flywire_optic_lobe, capped, in the same tree: made from the cached files (the server sees no request),
     # through pools and matrices to a data-validation report without a FAIL.
