@@ -12,7 +12,7 @@ from connectome_bpu.config import validate_config
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.experiments import resolve_experiments
 from connectome_bpu.model_names import MODEL_NAMES, resolved_models
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, write_config
 
 BASE = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -164,17 +164,23 @@ def test_snakemake_stops_before_any_job(workdir: Path, args, expected):
     assert not (workdir / "results").exists()
 
 
-@pytest.mark.workflow
-def test_command_line_seed_list_is_accepted(workdir: Path):
-    proc = run_snakemake(workdir, "-n", "--config", "seeds=[0,1,2]")
-    assert "seed2" in proc.stdout
+@pytest.fixture(scope="module")
+def command_line_plan(tmp_path_factory) -> str:
+    """One dry run of the tiny config with a seed list and the short form of the task given on the command line."""
+    workdir = tmp_path_factory.mktemp("command_line")
+    write_config(workdir)
+    return run_snakemake(workdir, "-n", "--config", "seeds=[0,1,2]", "task={name: cartesian}").stdout
 
 
 @pytest.mark.workflow
-def test_short_form_selects_the_task_of_the_one_experiment(workdir: Path):
-    proc = run_snakemake(workdir, "-n", "--config", "task={name: cartesian}")
-    assert "results/experiments/synthetic_cx_cartesian_frozen/summary.md" in proc.stdout
-    assert "results/tasks/cartesian-" in proc.stdout
+def test_command_line_seed_list_is_accepted(command_line_plan: str):
+    assert "/seed2/" in command_line_plan
+
+
+@pytest.mark.workflow
+def test_short_form_selects_the_task_of_the_one_experiment(command_line_plan: str):
+    assert "results/experiments/synthetic_cx_cartesian_frozen/summary.md" in command_line_plan
+    assert "results/tasks/cartesian-" in command_line_plan
 
 
 @pytest.mark.parametrize("task, message", [
