@@ -162,6 +162,17 @@ def rule_code_hash(rule_file: str, rule: str) -> str:
     return digest.hexdigest()[:16]
 
 
+@lru_cache(maxsize=None)
+def module_code_hash(module: str) -> str:
+    """Hash of ``module`` and every package module it imports, transitively: for code a rule loads by name
+    (a seed-system check's module), which the import walk from the rule function cannot see."""
+    digest = hashlib.sha256()
+    for dependency in sorted(closure({module})):
+        digest.update(dependency.encode())
+        digest.update(_source(dependency))
+    return digest.hexdigest()[:16]
+
+
 def workflow_code_hash() -> str:
     """Hash of every workflow script and package module: it changes whenever some rule's code hash does (a
     superset, for records that depend on the whole workflow's code)."""

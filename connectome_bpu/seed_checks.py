@@ -149,6 +149,12 @@ CHECKS: dict[str, SeedCheck] = {
 }
 
 
+def check_module(name: str) -> str:
+    """The package module that holds check ``name``'s code. It is loaded by name, so the rules add its code
+    hash to theirs (``code_deps.module_code_hash``): editing one check reruns that check only."""
+    return f"connectome_bpu.{CHECKS[name].module}"
+
+
 def _module(check: SeedCheck):
     import importlib
 
@@ -180,15 +186,35 @@ def check_markdown(name: str, by_seed: pd.DataFrame, preset: str, seeds: list[in
     return "\n".join(lines)
 
 
-def run_seed_check(name: str, *, preset: str, seeds: list[int], outputs: dict[str, Path]) -> dict[str, pd.DataFrame]:
-    """Run check ``name`` at ``preset`` ("default" or "fast") over ``seeds``; write its tables, figure and summary."""
+def check_settings(name: str, preset: str) -> dict:
+    """The settings of check ``name`` at ``preset`` ("default" or "fast")."""
     check = CHECKS[name]
-    module = _module(check)
-    settings = dict(getattr(module, check.presets[0 if preset == "default" else 1]))
-    tables = getattr(module, check.run)(settings, list(seeds))
+    return dict(getattr(_module(check), check.presets[0 if preset == "default" else 1]))
+
+
+def run_seed_check_seed(name: str, *, preset: str, seed: int, outputs: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """Every arm of check ``name`` on one seed: its rows of the per-seed table and its learning curves.
+
+    One job per seed lets a check's seeds run side by side, and an interrupted check resumes at the seeds
+    that have not finished.
+    """
+    check = CHECKS[name]
+    tables = getattr(_module(check), check.run)(check_settings(name, preset), [int(seed)])
+    atomic.write_csv(outputs["by_seed"], tables["by_seed"])
+    atomic.write_csv(outputs["curves"], tables["curves"])
+    return tables
+
+
+def seed_check_summary(name: str, *, preset: str, seeds: list[int], by_seed: list[Path], curves: list[Path],
+                       outputs: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """Gather the per-seed tables of check ``name``; write the joined tables, its figure and ``summary.md``."""
+    check = CHECKS[name]
+    tables = {"by_seed": pd.concat([pd.read_csv(path) for path in by_seed], ignore_index=True),
+              "curves": pd.concat([pd.read_csv(path) for path in curves], ignore_index=True)}
     atomic.write_csv(outputs["by_seed"], tables["by_seed"])
     atomic.write_csv(outputs["curves"], tables["curves"])
     with atomic.atomic_path(outputs["figure"]) as tmp:
-        getattr(module, check.plot)(tables, Path(tmp))
-    atomic.write_text(outputs["summary"], check_markdown(name, tables["by_seed"], preset, list(seeds), settings))
+        getattr(_module(check), check.plot)(tables, Path(tmp))
+    atomic.write_text(outputs["summary"], check_markdown(name, tables["by_seed"], preset, list(seeds),
+                                                         check_settings(name, preset)))
     return tables

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
+from connectome_bpu import code_deps
 from connectome_bpu.code_deps import PACKAGE_DIR, module_imports
+from connectome_bpu.seed_checks import CHECKS, check_module
 from conftest import REPO
 
 RULE = re.compile(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", re.S | re.M)
@@ -54,3 +56,14 @@ def test_the_core_never_imports_the_report_layer_or_the_rules():
             continue
         layered = {m for m in module_imports(module) if m.startswith(("connectome_bpu.reports", "connectome_bpu.rules"))}
         assert not layered, (module, layered)
+
+
+def test_a_seed_check_module_loaded_by_name_has_its_own_code_hash():
+    """The import walk from a rule function cannot see a module loaded by name; the seed-check rules carry
+    that module's hash as a param, so editing one check reruns that check and no other."""
+    assert "connectome_bpu.line_drawing" not in code_deps.rule_modules("learning_rules", "seed_check_seed")
+    assert "connectome_bpu.line_drawing" in code_deps.closure({check_module("line_drawing")})
+    hashes = {code_deps.module_code_hash(check_module(name)) for name in CHECKS}
+    assert len(hashes) == len({check.module for check in CHECKS.values()})
+    body = (REPO / "rules" / "learning_rules.smk").read_text()
+    assert body.count("check_code=seed_check_code,") == 2

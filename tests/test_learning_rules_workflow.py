@@ -64,6 +64,11 @@ def test_the_seed_check_writes_its_tables_and_computed_verdicts(arms_run):
     check = arms_run / "results" / "learning_rules" / "seed_checks" / "yin_yang"
     by_seed = pd.read_csv(check / "by_seed.csv")
     assert set(by_seed["seed"]) == {0, 1} and {"pal", "fa", "bp"} <= set(by_seed["arm"])
+    for seed in (0, 1):   # one job per seed, whose rows the check gathers unchanged
+        own = pd.read_csv(check / "seeds" / f"seed{seed}" / "by_seed.csv")
+        assert set(own["seed"]) == {seed}
+        pd.testing.assert_frame_equal(own.reset_index(drop=True),
+                                      by_seed[by_seed["seed"] == seed].reset_index(drop=True))
     summary = (check / "summary.md").read_text()
     assert "**PASS**" in summary or "**FAIL**" in summary
     assert (check / "yin_yang.png").stat().st_size > 10_000
@@ -78,6 +83,13 @@ def test_changing_one_arm_knob_replans_only_that_arm(arms_run):
     trained = [next(out for out in lines[i:] if out.strip().startswith("output:"))
                for i, line in enumerate(lines) if line.strip() == "rule train_model:"]
     assert len(trained) == 4 and all("+pal/" in line for line in trained), trained
+
+
+def test_a_third_seed_runs_only_that_seed_of_the_check(arms_run):
+    (arms_run / "more_seeds.yaml").write_text(yaml.safe_dump({"seed_checks": {"seeds": [0, 1, 2]}}))
+    plan = run_snakemake(arms_run, "seed_checks", "-n", "--configfile", str(arms_run / "more_seeds.yaml")).stdout
+    assert job_counts(plan) == {"seed_check_seed": 1, "seed_check": 1, "seed_checks": 1}, job_counts(plan)
+    assert "seeds/seed2/by_seed.csv" in plan
 
 
 def test_an_arm_that_cannot_run_stops_the_plan_before_any_job(tmp_path):

@@ -12,7 +12,7 @@ from .. import atomic
 from .. import figures as fig
 from ..arm_report import arm_comparisons, arm_metrics, cores_of, summary_markdown
 from ..atomic import read_json
-from ..seed_checks import run_seed_check
+from ..seed_checks import run_seed_check_seed, seed_check_summary
 
 LOG = logging.getLogger(__name__)
 
@@ -42,8 +42,18 @@ def learning_rules_report(smk: Any) -> None:
     LOG.info("learning-rule report: %d arms x %d cores, %d comparison rows", len(arms), len(cores), len(comparisons))
 
 
+def seed_check_seed(smk: Any) -> None:
+    """Every arm of one seed-system check (the ``check`` wildcard) on one seed (the ``seed`` wildcard)."""
+    outputs = {"by_seed": Path(smk.output.by_seed), "curves": Path(smk.output.curves)}
+    tables = run_seed_check_seed(smk.wildcards.check, preset=smk.params.preset, seed=int(smk.wildcards.seed),
+                                 outputs=outputs)
+    LOG.info("seed check %s, seed %s: %d arm rows", smk.wildcards.check, smk.wildcards.seed, len(tables["by_seed"]))
+
+
 def seed_check(smk: Any) -> None:
-    """One seed-system check (named by the ``check`` wildcard): its tables, figure and ``summary.md``."""
+    """One seed-system check (the ``check`` wildcard) over its seeds: joined tables, figure and ``summary.md``."""
     outputs = {"by_seed": Path(smk.output.by_seed), "curves": Path(smk.output.curves),
                "summary": Path(smk.output.summary), "figure": Path(smk.output.figure)}
-    run_seed_check(smk.wildcards.check, preset=smk.params.preset, seeds=list(smk.params.seeds), outputs=outputs)
+    seed_check_summary(smk.wildcards.check, preset=smk.params.preset, seeds=list(smk.params.seeds),
+                       by_seed=[Path(p) for p in smk.input.by_seed], curves=[Path(p) for p in smk.input.curves],
+                       outputs=outputs)
