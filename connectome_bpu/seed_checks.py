@@ -12,11 +12,11 @@ reported (docs/learning_rules.md#seed-system-checks):
 * ``gle_teacher`` (GLE on a frozen connectome-like core, teacher-student): the online rule moves the input
   weights most of the way to the teacher's hidden ones, beside BPTT on the same data;
 * ``mnist1d`` (GLE, sequence classification on procedurally generated MNIST-1D): GLE beats instantaneous errors on
-  the same network; its accuracy is printed beside the published figure for its size.
+  the same network, and its accuracy lies in the published band; full BPTT through the same network is run
+  beside them as that network's ceiling.
 
 Every PASS/FAIL line of a check's ``summary.md`` is computed from its per-seed table by a criterion that can fail
-(a paired difference whose interval must exclude zero, or a value that must lie in a band); nothing is asserted
-from the published numbers, which are printed for comparison only.
+(a paired difference whose interval must exclude zero, or a value that must lie in a band).
 """
 
 from __future__ import annotations
@@ -110,7 +110,11 @@ def _gle_teacher_criteria(by_seed: pd.DataFrame) -> list[Criterion]:
 
 
 def _mnist1d_criteria(by_seed: pd.DataFrame) -> list[Criterion]:
-    return [_paired(by_seed, "gle", "bp", "test_accuracy", True, "test accuracy")]
+    # The published band is for the published network (14,956 parameters, 150 epochs); a smaller preset is
+    # held to it too, so its FAIL says plainly that the published figure is not reproduced.
+    return [_paired(by_seed, "gle", "bp", "test_accuracy", True, "test accuracy"),
+            _within(by_seed, "gle", "test_accuracy", 0.909, 0.925,
+                    "test accuracy (published 91.7 +/- 0.8 % with 14,956 parameters)")]
 
 
 CHECKS: dict[str, SeedCheck] = {

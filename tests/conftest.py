@@ -166,3 +166,17 @@ def write_tiny_graph_cache(root: Path) -> Path:
     atomic.write_json(graph / "graph_metadata.json", assemble_metadata(
         info, pools, k, primary_rois=rois, whole_brain_pool_fraction=0.05, synthetic=True))
     return graph
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files that run the real snakemake (any test marked ``workflow`` or ``slurm``) first, each file whole and in
+    its own order.
+
+    Workers take whole files in collection order, so the long files start at once and the many short unit
+    tests fill the gaps at the end, instead of one long file starting last and running on alone.
+    """
+    def runs_snakemake(item: pytest.Item) -> bool:
+        return any(item.iter_markers("workflow")) or any(item.iter_markers("slurm"))
+
+    heavy = {item.path for item in items if runs_snakemake(item)}
+    items.sort(key=lambda item: item.path not in heavy)
