@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,8 @@ PACKAGE = "connectome_bpu"
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 SCRIPTS_DIR = REPO_DIR / "workflow_scripts"
+# Imports found per module, keyed by the hash of its source (see module_imports); beside Python's own caches.
+IMPORT_CACHE = PACKAGE_DIR / "__pycache__" / "code_deps_imports.json"
 
 # Snakemake also reruns a ``script:`` rule whose script file is newer than its outputs. A fresh clone,
 # a copy, or a second checkout gives every script a new mtime, which would rerun every job although no
@@ -93,15 +96,49 @@ def _tree(module: str) -> ast.Module:
 
 
 @lru_cache(maxsize=None)
+def _import_cache() -> dict[str, dict]:
+    """The imports found in earlier workflow starts, per module, with the SHA-256 of the source they were found
+    in. An unreadable or malformed file counts as empty; an entry is used only when its hash matches."""
+    try:
+        cache = json.loads(IMPORT_CACHE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _store_imports(module: str, digest: str, imports: frozenset[str]) -> None:
+    """Record one module's imports; a package that cannot be written to simply goes uncached."""
+    cache = _import_cache()
+    cache[module] = {"sha256": digest, "imports": sorted(imports)}
+    tmp = IMPORT_CACHE.with_name(f"{IMPORT_CACHE.name}.{os.getpid()}.tmp")
+    try:
+        IMPORT_CACHE.parent.mkdir(exist_ok=True)
+        tmp.write_text(json.dumps(cache, sort_keys=True))
+        os.replace(tmp, IMPORT_CACHE)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+@lru_cache(maxsize=None)
 def module_imports(module: str) -> frozenset[str]:
-    """Package modules ``module`` imports anywhere in its file (parents of submodules included)."""
+    """Package modules ``module`` imports anywhere in its file (parents of submodules included).
+
+    Parsing every module costs most of a workflow start, so the answer is kept on disk
+    (:data:`IMPORT_CACHE`) under the hash of the source it came from: an edited module is parsed again.
+    """
+    digest = hashlib.sha256(_source(module)).hexdigest()
+    entry = _import_cache().get(module)
+    if isinstance(entry, dict) and entry.get("sha256") == digest and isinstance(entry.get("imports"), list):
+        return frozenset(entry["imports"])
     found: set[str] = set()
     for node in ast.walk(_tree(module)):
         for target in _imported(module, node).values():
             parts = target.split(".")   # importing a submodule runs its parent packages too
             found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     found.discard(module)
-    return frozenset(m for m in found if _is_module(m))
+    imports = frozenset(m for m in found if _is_module(m))
+    _store_imports(module, digest, imports)
+    return imports
 
 
 def closure(modules: set[str]) -> set[str]:

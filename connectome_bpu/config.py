@@ -6,7 +6,9 @@ The workflow calls :func:`validate_config` before it defines a single rule, so a
 
 from __future__ import annotations
 
+import copy
 import difflib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,17 @@ from .tasks import split_plan, task_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
-def load_schema() -> dict:
+@lru_cache(maxsize=1)
+def _parsed_schema() -> dict:
+    """The schema, parsed once per process (libyaml's safe loader where installed: a workflow start reads it
+    several times, and the pure-Python parser costs a noticeable part of that start)."""
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def load_schema() -> dict:
+    """A private copy of the schema: callers may fill in or edit it."""
+    return copy.deepcopy(_parsed_schema())
 
 
 def _key_of(error: jsonschema.ValidationError) -> str:

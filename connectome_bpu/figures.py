@@ -2,7 +2,7 @@
 
 Path-integration tasks get four (error vs length, loss curves, error vs noise, sample efficiency); the
 associative task, which has one episode length and no noise sets, gets the loss curves, its recall
-accuracy by probe phase and sample efficiency (``figures_for``).
+accuracy by probe phase and sample efficiency (``figure_names.figures_for``).
 
 Every curve is a mean over seeds with a t interval (error bars or a band) at the configured level,
 every axis names its quantity and unit, and baselines are drawn beside the models in a fixed style so
@@ -26,12 +26,6 @@ from . import atomic  # noqa: E402
 from .model_names import arm_model_name, control_base, is_dale  # noqa: E402
 from .results import t_interval  # noqa: E402
 
-PATH_FIGURES = ("error_vs_sequence_length", "loss_curve", "error_vs_noise", "sample_efficiency")
-ASSOCIATIVE_FIGURES = ("loss_curve", "accuracy_by_phase", "sample_efficiency")
-OPTIC_FLOW_FIGURES = ("loss_curve", "velocity_traces", "error_by_preset", "sample_efficiency")
-FIGURES = PATH_FIGURES + ("accuracy_by_phase", "velocity_traces", "error_by_preset")   # every name (the wildcard)
-EXAMPLE_FIGURES = ("velocity_traces",)   # figures that read the jobs' example episodes
-_FAMILY_FIGURES = {"mb_associative": ASSOCIATIVE_FIGURES, "optic_flow": OPTIC_FLOW_FIGURES}
 # Ego-motion components of the optic-flow targets, in output order, with their units.
 VELOCITY_COMPONENTS = (("yaw", "yaw (rad/frame)"), ("forward", "forward (units/frame)"),
                        ("lateral", "lateral (units/frame)"))
@@ -56,11 +50,6 @@ _FAMILY_COLOURS = {"cx_bpu": "#1f4e9c", "connectome_bpu": "#1f4e9c", "random": "
                    "degree_shuffle": "#7570b3", "weight_shuffle": "#e7298a", "no_recurrence": "#66a61e",
                    "random_weight_topology": "#a6761d", "random_sparse": "#e6ab02",
                    "gru": "#7f7f7f", "gru_matched": "#b3b3b3", "mean_predictor": "#000000"}
-
-
-def figures_for(task: str) -> tuple[str, ...]:
-    """The figures an experiment on ``task`` draws."""
-    return _FAMILY_FIGURES.get(task, PATH_FIGURES)
 
 
 @dataclass(frozen=True)
@@ -371,7 +360,6 @@ def connectome_advantage(rows: pd.DataFrame, *, options: FigureOptions, syntheti
 
 ARM_COLOURS = {"bptt": "#000000", "tbptt": "#1b9e77", "ccdni": "#d95f02", "fa": "#7570b3", "pal": "#e7298a",
                "gle": "#66a61e"}
-ARM_FIGURES = ("arm_learning_curves", "gradient_fidelity")
 
 
 def _band(ax, history: pd.DataFrame, column: str, label: str, colour: str, level: float, **style) -> None:

@@ -18,7 +18,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .metrics import DRIFT_COLUMN, HIGHER_IS_BETTER, METRIC_COLUMNS
 # Wall-clock columns (they differ between identical runs) are named ``wallclock_...``.
@@ -60,6 +59,9 @@ def t_interval(values: np.ndarray, level: float) -> tuple[float, float, float]:
     mean = float(values.mean())
     if len(values) < 2:
         return mean, np.nan, np.nan
+    # Imported here, not at the top: every workflow start imports this module, and few of its users need stats.
+    from scipy import stats
+
     half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return mean, mean - half, mean + half
 

@@ -10,7 +10,7 @@ from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.evidence_plan import state_fingerprint
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
-from connectome_bpu.figures import EXAMPLE_FIGURES, FIGURES, figures_for
+from connectome_bpu.figure_names import EXAMPLE_FIGURES, FIGURES, figures_for
 from connectome_bpu.metrics import EXAMPLES_FILE, PRIMARY_METRIC
 from connectome_bpu.model_names import CONTROL_NAMES, NO_RECURRENCE, arm_of, base_model, is_stored_control, is_trained
 from connectome_bpu.sources import EXPORT_FILES

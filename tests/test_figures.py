@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 
-from connectome_bpu import figures  # noqa: E402
+from connectome_bpu import figure_names, figures  # noqa: E402
 from connectome_bpu.metrics import DRIFT_COLUMN, METRIC_COLUMNS  # noqa: E402
 from connectome_bpu.results import summarise  # noqa: E402
 
@@ -207,8 +207,8 @@ def test_every_task_has_its_figures_and_sample_efficiency_panels():
     from connectome_bpu.tasks import TASK_NAMES
 
     assert set(figures.PANELS) == set(TASK_NAMES)
-    assert figures.figures_for("optic_flow") == figures.OPTIC_FLOW_FIGURES
-    assert set(figures.OPTIC_FLOW_FIGURES) <= set(figures.FIGURES)
+    assert figure_names.figures_for("optic_flow") == figure_names.OPTIC_FLOW_FIGURES
+    assert set(figure_names.OPTIC_FLOW_FIGURES) <= set(figure_names.FIGURES)
 
 
 def test_velocity_traces_draw_truth_and_the_chosen_models_per_component():

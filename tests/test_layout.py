@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 
 import pytest
@@ -67,3 +68,36 @@ def test_a_seed_check_module_loaded_by_name_has_its_own_code_hash():
     assert len(hashes) == len({check.module for check in CHECKS.values()})
     body = (REPO / "rules" / "learning_rules.smk").read_text()
     assert body.count("check_code=seed_check_code,") == 2
+
+
+@pytest.fixture
+def import_cache(tmp_path, monkeypatch):
+    """code_deps' on-disk import cache redirected to a scratch file, with its in-process caches emptied."""
+    def forget():
+        code_deps.module_imports.cache_clear()
+        code_deps._import_cache.cache_clear()
+
+    monkeypatch.setattr(code_deps, "IMPORT_CACHE", tmp_path / "imports.json")
+    forget()
+    yield tmp_path / "imports.json", forget
+    forget()
+
+
+def test_the_import_cache_is_trusted_only_for_the_source_it_was_made_from(import_cache):
+    path, forget = import_cache
+    module = "connectome_bpu.seed_checks"
+    found = code_deps.module_imports(module)
+    entry = json.loads(path.read_text())[module]
+    assert entry["imports"] == sorted(found) and "connectome_bpu.results" in found
+
+    def rewrite(text: str) -> frozenset[str]:
+        path.write_text(text)
+        forget()
+        return code_deps.module_imports(module)
+
+    planted = {module: {**entry, "imports": ["connectome_bpu.gpu"]}}
+    assert rewrite(json.dumps(planted)) == {"connectome_bpu.gpu"}          # same source hash: the entry is used
+    planted[module]["sha256"] = "0" * 64
+    assert rewrite(json.dumps(planted)) == found                           # another source: parsed again
+    assert rewrite("{not json") == found                                   # a corrupt cache is ignored ...
+    assert json.loads(path.read_text())[module]["imports"] == sorted(found)   # ... and written afresh

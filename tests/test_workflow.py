@@ -16,7 +16,7 @@ import yaml
 
 from conftest import (DEFAULT_MODELS_OVERRIDES, experiment_dir, job_counts, job_dir, only_experiment,
                       run_snakemake, write_config)
-from connectome_bpu.figures import PATH_FIGURES
+from connectome_bpu.figure_names import PATH_FIGURES
 from connectome_bpu.model_names import is_trained
 from connectome_bpu.tasks import split_plan
 
