@@ -168,15 +168,26 @@ def write_tiny_graph_cache(root: Path) -> Path:
     return graph
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files that run the real snakemake (any test marked ``workflow`` or ``slurm``) first, each file whole and in
-    its own order.
+# The files whose module fixtures take longest (measured with --durations), longest first: started first, they
+# run side by side instead of one of them starting last and running on alone. Only the order depends on this.
+LONGEST_FILES = ("test_families_workflow.py", "test_evidence_workflow.py", "test_workflow.py",
+                 "test_learning_rules_workflow.py", "test_experiments_workflow.py", "test_determinism_workflow.py",
+                 "test_slurm_workflow.py", "test_flywire_workflow.py")
 
-    Workers take whole files in collection order, so the long files start at once and the many short unit
-    tests fill the gaps at the end, instead of one long file starting last and running on alone.
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, then the other files that run the real snakemake (any test marked ``workflow``
+    or ``slurm``), then the rest; each file whole and in its own order.
+
+    Workers take whole files in collection order, so the many short unit tests fill the gaps at the end.
     """
     def runs_snakemake(item: pytest.Item) -> bool:
         return any(item.iter_markers("workflow")) or any(item.iter_markers("slurm"))
 
     heavy = {item.path for item in items if runs_snakemake(item)}
-    items.sort(key=lambda item: item.path not in heavy)
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = item.path.name
+        return (LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES), item.path not in heavy)
+
+    items.sort(key=rank)
