@@ -62,7 +62,9 @@ def test_the_core_never_imports_the_report_layer_or_the_rules():
 def test_a_seed_check_module_loaded_by_name_has_its_own_code_hash():
     """The import walk from a rule function cannot see a module loaded by name; the seed-check rules carry
     that module's hash as a param, so editing one check reruns that check and no other."""
-    assert "connectome_bpu.line_drawing" not in code_deps.rule_modules("learning_rules", "seed_check_seed")
+    per_seed = code_deps.rule_modules("learning_rules", "seed_check_seed")
+    assert "connectome_bpu.line_drawing" not in per_seed
+    assert "connectome_bpu.seed_check_report" not in per_seed    # editing a verdict never reruns a seed
     assert "connectome_bpu.line_drawing" in code_deps.closure({check_module("line_drawing")})
     hashes = {code_deps.module_code_hash(check_module(name)) for name in CHECKS}
     assert len(hashes) == len({check.module for check in CHECKS.values()})
@@ -85,7 +87,7 @@ def import_cache(tmp_path, monkeypatch):
 
 def test_the_import_cache_is_trusted_only_for_the_source_it_was_made_from(import_cache):
     path, forget = import_cache
-    module = "connectome_bpu.seed_checks"
+    module = "connectome_bpu.seed_check_report"
     found = code_deps.module_imports(module)
     entry = json.loads(path.read_text())[module]
     assert entry["imports"] == sorted(found) and "connectome_bpu.results" in found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from connectome_bpu.seed_checks import CHECKS, check_markdown
+from connectome_bpu.seed_check_report import VERDICTS, check_markdown
 
 
 def _table(values: dict[str, list[float]], column: str) -> pd.DataFrame:
@@ -13,23 +13,21 @@ def _table(values: dict[str, list[float]], column: str) -> pd.DataFrame:
 
 
 def test_a_clear_paired_advantage_passes_and_a_noisy_one_fails():
-    criteria = CHECKS["line_drawing"].criteria
-    clear = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.31, 0.33]},
-                   "test_mse")
+    criteria = VERDICTS["line_drawing"].criteria
+    clear = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.31, 0.33]}, "auc")
     assert [c.passed for c in criteria(clear)] == [True, True]
     # ccdni better on average, but one seed worse by more than the others gain: the interval spans zero
-    noisy = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.60, 0.20]},
-                   "test_mse")
+    noisy = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.60, 0.20]}, "auc")
     assert [c.passed for c in criteria(noisy)] == [False, True]
 
 
 def test_mnist1d_is_held_to_the_published_band():
     by_seed = _table({"gle": [0.44, 0.45, 0.43], "bp": [0.38, 0.39, 0.385]}, "test_accuracy")
-    beats_bp, in_band = CHECKS["mnist1d"].criteria(by_seed)
+    beats_bp, in_band = VERDICTS["mnist1d"].criteria(by_seed)
     assert beats_bp.passed and not in_band.passed
     assert "0.44 (mean of 3 seeds)" in in_band.measured
     published = _table({"gle": [0.915, 0.92, 0.91], "bp": [0.80, 0.82, 0.81]}, "test_accuracy")
-    assert all(c.passed for c in CHECKS["mnist1d"].criteria(published))
+    assert all(c.passed for c in VERDICTS["mnist1d"].criteria(published))
 
 
 def test_the_summary_prints_every_verdict_with_its_number():

@@ -12,7 +12,8 @@ from .. import atomic
 from .. import figures as fig
 from ..arm_report import arm_comparisons, arm_metrics, cores_of, summary_markdown
 from ..atomic import read_json
-from ..seed_checks import run_seed_check_seed, seed_check_summary
+from ..seed_check_report import seed_check_summary
+from ..seed_checks import run_seed_check_seed
 
 LOG = logging.getLogger(__name__)
 
