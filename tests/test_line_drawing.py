@@ -88,7 +88,7 @@ def test_every_arm_runs_and_the_check_is_deterministic(tmp_path):
 
 def test_fast_check_columns_and_ccdni_beats_tbptt(fast_tables, tmp_path):
     by_seed = fast_tables["by_seed"]
-    for column in ("seed", "arm", "test_mse", "val_mse_best", "train_mse_final", "auc", "adjoint_cosine",
+    for column in ("seed", "arm", "test_mse", "val_mse_best", "train_mse_final", "auc", "log_auc", "adjoint_cosine",
                    "update_cosine"):
         assert column in by_seed
     assert list(fast_tables["curves"].columns) == ["seed", "arm", "epoch", "train_mse", "val_mse"]

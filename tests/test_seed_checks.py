@@ -14,10 +14,10 @@ def _table(values: dict[str, list[float]], column: str) -> pd.DataFrame:
 
 def test_a_clear_paired_advantage_passes_and_a_noisy_one_fails():
     criteria = VERDICTS["line_drawing"].criteria
-    clear = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.31, 0.33]}, "auc")
+    clear = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.31, 0.33]}, "log_auc")
     assert [c.passed for c in criteria(clear)] == [True, True]
     # ccdni better on average, but one seed worse by more than the others gain: the interval spans zero
-    noisy = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.60, 0.20]}, "auc")
+    noisy = _table({"bptt": [0.20, 0.21, 0.22], "tbptt": [0.40, 0.42, 0.41], "ccdni": [0.30, 0.60, 0.20]}, "log_auc")
     assert [c.passed for c in criteria(noisy)] == [False, True]
 
 
