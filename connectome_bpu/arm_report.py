@@ -1,6 +1,6 @@
 """What the learning-rule arms of one experiment show: per-seed learning measures, paired comparisons, a summary.
 
-Three questions, each answered paired over seeds with an interval (docs/learning_rules.md#reading-the-report):
+Three questions, each answered paired over seeds with an interval (docs/learning_rule_arms.md#reading-the-report):
 
 * **How much of BPTT's result does an arm keep?** With the ``readout`` arm in the run (the input adapter never
   learns), ``input credit benefit`` = readout - bptt says what crediting ``W_in`` buys on the task at all, and

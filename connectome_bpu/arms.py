@@ -1,4 +1,4 @@
-"""Learning-rule arms on a BPU: how each one credits the input adapter of a frozen core (docs/learning_rules.md).
+"""Learning-rule arms on a BPU: how each one credits the input adapter of a frozen core (docs/learning_rule_arms.md).
 
 Every arm trains the same model (``connectome_bpu.models.BPU``: same core, pools, adapters, seed and data order)
 and is evaluated by the same forward pass; only the update of ``W_in``/``b_in`` differs. ``W_out``/``b_out``
@@ -350,7 +350,7 @@ class GLEArm(Arm):
     latent-equilibrium units (tau_r = tau_m); their prospective error then equals the instantaneous one, so
     per microstep ``e = relu'(drive) * (M e_prev + W_out^T dL/dy at readout microsteps)``, M the carrier. Keeping
     those units is what keeps the arm on the same model as every other arm; leaky units would change the
-    forward dynamics being compared (docs/learning_rules.md). Each timestep's update is ``e[S] x_t^T`` for W_in
+    forward dynamics being compared (docs/learning_rule_arms.md). Each timestep's update is ``e[S] x_t^T`` for W_in
     and the exact local delta rule for W_out; the optimiser steps every timestep with its rate divided by T.
     """
 

@@ -118,7 +118,7 @@ class Experiment:
 
     @property
     def arms(self) -> list[str]:
-        """The learning-rule arms beside bptt whose models this experiment trains (docs/learning_rules.md)."""
+        """The learning-rule arms beside bptt whose models this experiment trains (docs/learning_rule_arms.md)."""
         return [arm for arm in self.config["training"]["learning_rules"]["arms"] if arm != BPTT]
 
     @property

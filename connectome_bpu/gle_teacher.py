@@ -5,7 +5,7 @@ same core and readout with its own random ``W_in``, trained on the teacher's out
 the input weights are identifiable, so the distance ``|W_in - W_in*| / |W_in(0) - W_in*|`` says how much of the
 way to the truth a rule goes (0 = recovered, 1 = did not move), beside the output error. The inputs vary
 smoothly (Gaussian-filtered noise), the regime GLE's forward-running errors are built for; the same data trains
-``bptt``, the exact reference, on the same initial weights (docs/learning_rules.md#seed-system-checks).
+``bptt``, the exact reference, on the same initial weights (docs/learning_rule_arms.md#seed-system-checks).
 """
 
 from __future__ import annotations

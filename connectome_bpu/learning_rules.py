@@ -1,7 +1,7 @@
 """Learning-rule arms as configuration: which arms a run trains, the knobs each one depends on, and what is refused.
 
 An arm decides how a BPU's input adapter (``W_in``, ``b_in``) is credited on a frozen core; ``W_out`` always learns
-by its exact, already local gradient (docs/learning_rules.md). The arm's knobs are part of its models' training
+by its exact, already local gradient (docs/learning_rule_arms.md). The arm's knobs are part of its models' training
 variant (:func:`arm_params`), so changing ``pal.lr`` reruns the ``+pal`` jobs and nothing else, and two
 experiments that agree on an arm share its jobs. The algorithms themselves live in ``connectome_bpu.arms``.
 """

@@ -13,7 +13,7 @@ generation, reports and figures all ask this module. A model is one of
 
 A BPU model trained by a learning-rule arm other than backpropagation through time is named
 ``<model>+<arm>`` (``cx_bpu+pal``, ``degree_shuffle+pal``): the same core, pools, seed and splits as
-``<model>``, with its input adapter learnt by another rule (docs/learning_rules.md). Every function here
+``<model>``, with its input adapter learnt by another rule (docs/learning_rule_arms.md). Every function here
 that asks what kind of model a name is answers for the model under the arm.
 """
 
@@ -43,7 +43,7 @@ BASELINE_MODELS = (MEAN_PREDICTOR,)
 BPU_MODELS = CONNECTOME_MODELS + CONTROL_NAMES
 MODEL_NAMES = BPU_MODELS + (NO_RECURRENCE,) + GRU_MODELS + BASELINE_MODELS
 
-# Learning-rule arms (docs/learning_rules.md). ``bptt`` is how every model learns by default, so its models keep
+# Learning-rule arms (docs/learning_rule_arms.md). ``bptt`` is how every model learns by default, so its models keep
 # their plain names; the others run only on a frozen connectome core, except truncation and ``readout`` (the
 # floor: the input adapter never learns), which any BPU allows.
 BPTT = "bptt"

@@ -1,7 +1,7 @@
 """Verdicts of the seed-system checks: each learning rule reproduces its own system's result on its own task first.
 
 A rule is trusted on a connectome only once it shows, on the small task its authors used, the effect they
-reported (docs/learning_rules.md#seed-system-checks):
+reported (docs/learning_rule_arms.md#seed-system-checks):
 
 * ``yin_yang`` (feedback alignment and PAL, 4-30-3 network): PAL beats FA and comes close to backprop, the
   linear network sits near 64 %, and PAL's feedback turns towards the forward weights' transpose while FA's does not;

@@ -1,6 +1,6 @@
 """The seed-system checks, run one seed at a time: which module and function run each check, at which preset.
 
-Each learning rule first reproduces its own system's result on its own task (docs/learning_rules.md#seed-system-checks).
+Each learning rule first reproduces its own system's result on its own task (docs/learning_rule_arms.md#seed-system-checks).
 A check's code (its run and plot functions, ``DEFAULTS`` and ``FAST``) lives in its own module, loaded by name;
 how its per-seed tables are judged is :mod:`connectome_bpu.seed_check_report`.
 """
