@@ -6,7 +6,7 @@ import re
 
 from snakemake.logging import logger
 
-from connectome_bpu.code_deps import pin_script_mtimes, rule_code_hash
+from connectome_bpu.code_deps import module_code_hash, pin_script_mtimes, rule_code_hash
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.evidence_plan import state_fingerprint
 from connectome_bpu.experiments import UNTRAINED, split_settings, training_params
@@ -15,6 +15,7 @@ from connectome_bpu.metrics import EXAMPLES_FILE, PRIMARY_METRIC
 from connectome_bpu.model_names import CONTROL_NAMES, NO_RECURRENCE, arm_of, base_model, is_stored_control, is_trained
 from connectome_bpu.sources import EXPORT_FILES
 from connectome_bpu.substrates import KINDS, is_synthetic, primary_rois, substrate_kind
+from connectome_bpu.seed_checks import check_module
 from connectome_bpu.tasks import split_plan
 
 for _script in pin_script_mtimes():   # staleness of code is decided by content: see code_deps.py
@@ -501,3 +502,50 @@ def evidence_targets(wildcards):
         raise WorkflowError("target 'evidence': this config has no evidence plan; run it with "
                             "--configfile configs/evidence.yaml (or configs/evidence_small.yaml offline)")
     return EVIDENCE_TARGETS
+
+
+# --- learning-rule arms and seed-system checks (rules/learning_rules.smk) ---
+
+def arm_experiment_name(wildcards):
+    return wildcards.arm_experiment
+
+
+def arm_experiment_metadata(wildcards):
+    return graph_file("graph_metadata.json", EXPERIMENTS[wildcards.arm_experiment].substrate)
+
+
+def arm_experiment_figures(wildcards):
+    return EXPERIMENTS[wildcards.arm_experiment].config["figures"]
+
+
+def arm_report_settings(wildcards):
+    """What the learning-rule report of an experiment compares (connectome_bpu.rules.learning_rules)."""
+    experiment = EXPERIMENTS[wildcards.arm_experiment]
+    return {"task": experiment.task["name"], "primary": experiment.primary, "arms": experiment.arms,
+            "models": list(experiment.models), "seeds": list(experiment.seeds),
+            "split": experiment.evaluation_split, "T": experiment.train_T, "n_train": experiment.n_train,
+            "epochs": experiment.config["training"]["epochs"], "level": experiment.config["statistics"]["interval"],
+            "threshold_margin": experiment.config["training"]["learning_rules"]["threshold_margin"]}
+
+
+def seed_check_settings():
+    """Which seeds and preset every seed-system check runs (top-level ``seed_checks`` of the config)."""
+    return config.get("seed_checks") or {"seeds": [], "preset": "default"}
+
+
+def seed_check_seed_file(name):
+    """One seed's table of a check: ``name`` is by_seed.csv or curves.csv."""
+    return f"{SEED_CHECKS_DIR}/{{check}}/seeds/seed{{seed}}/{name}"
+
+
+def seed_check_seed_files(name):
+    """The per-seed tables ``name`` of the check in the wildcards, one per configured seed."""
+    def files(wildcards):
+        return [f"{SEED_CHECKS_DIR}/{wildcards.check}/seeds/seed{seed}/{name}"
+                for seed in seed_check_settings()["seeds"]]
+    return files
+
+
+def seed_check_code(wildcards):
+    """Code hash of the check's own module, which the rule functions load by name (connectome_bpu.seed_checks)."""
+    return module_code_hash(check_module(wildcards.check))

@@ -1,9 +1,6 @@
 # Learning-rule arms: per experiment with arms, the report that compares them (tables, figures, summary.md);
 # and the seed-system checks, each rule's own small task, run before a rule is trusted on a connectome.
 
-from connectome_bpu.code_deps import module_code_hash
-from connectome_bpu.seed_checks import check_module
-
 SEED_CHECKS_DIR = f"{RESULTS}/learning_rules/seed_checks"
 ARM_EXPERIMENTS = [name for name, experiment in EXPERIMENTS.items() if experiment.arms]
 SEED_CHECK_NAMES = list(config["seed_checks"]["checks"]) if config.get("seed_checks") else []
@@ -15,28 +12,6 @@ wildcard_constraints:
     arm_experiment=one_of(ARM_EXPERIMENTS),
     check=one_of(SEED_CHECK_NAMES),
     seed=r"\d+",
-
-
-def arm_experiment_name(wildcards):
-    return wildcards.arm_experiment
-
-
-def arm_experiment_metadata(wildcards):
-    return graph_file("graph_metadata.json", EXPERIMENTS[wildcards.arm_experiment].substrate)
-
-
-def arm_experiment_figures(wildcards):
-    return EXPERIMENTS[wildcards.arm_experiment].config["figures"]
-
-
-def arm_report_settings(wildcards):
-    """What the learning-rule report of an experiment compares (connectome_bpu.rules.learning_rules)."""
-    experiment = EXPERIMENTS[wildcards.arm_experiment]
-    return {"task": experiment.task["name"], "primary": experiment.primary, "arms": experiment.arms,
-            "models": list(experiment.models), "seeds": list(experiment.seeds),
-            "split": experiment.evaluation_split, "T": experiment.train_T, "n_train": experiment.n_train,
-            "epochs": experiment.config["training"]["epochs"], "level": experiment.config["statistics"]["interval"],
-            "threshold_margin": experiment.config["training"]["learning_rules"]["threshold_margin"]}
 
 
 rule learning_rules_report:
@@ -63,29 +38,6 @@ rule learning_rules_report:
         "../envs/learning_rules.yaml"
     script:
         "../workflow_scripts/learning_rules_report.py"
-
-
-def seed_check_settings():
-    """Which seeds and preset every seed-system check runs (top-level ``seed_checks`` of the config)."""
-    return config.get("seed_checks") or {"seeds": [], "preset": "default"}
-
-
-def seed_check_seed_file(name):
-    """One seed's table of a check: ``name`` is by_seed.csv or curves.csv."""
-    return f"{SEED_CHECKS_DIR}/{{check}}/seeds/seed{{seed}}/{name}"
-
-
-def seed_check_seed_files(name):
-    """The per-seed tables ``name`` of the check in the wildcards, one per configured seed."""
-    def files(wildcards):
-        return [f"{SEED_CHECKS_DIR}/{wildcards.check}/seeds/seed{seed}/{name}"
-                for seed in seed_check_settings()["seeds"]]
-    return files
-
-
-def seed_check_code(wildcards):
-    """Code hash of the check's own module, which the rule functions load by name (connectome_bpu.seed_checks)."""
-    return module_code_hash(check_module(wildcards.check))
 
 
 rule seed_check_seed:
