@@ -177,7 +177,8 @@ class GLENetwork(nn.Module):
         sizes: [inputs, layer 1 units, ..., output units].
         tau_m, tau_r: per layer (a list with one entry per non-input layer) or one value for all; each
             entry a number or a per-unit 1-D tensor. Must be finite and >= dt.
-        activation: phi of the hidden layers; ``output_activation``: phi of the last layer. Keys of ACTIVATIONS.
+        activation: phi of the hidden layers (one key for all, or one per hidden layer); ``output_activation``:
+            phi of the last layer. Keys of ACTIVATIONS.
         dt: Euler step, in the units of the time constants.
         gamma: how strongly a unit's prospective error nudges its own voltage (0 keeps the forward pass
             free of errors).
@@ -191,7 +192,7 @@ class GLENetwork(nn.Module):
     """
 
     def __init__(self, sizes: Sequence[int], tau_m: TauLike | Sequence[TauLike], tau_r: TauLike | Sequence[TauLike],
-                 activation: str = "tanh", output_activation: str = "identity", *, dt: float = 1.0,
+                 activation: str | Sequence[str] = "tanh", output_activation: str = "identity", *, dt: float = 1.0,
                  gamma: float = 0.0, beta: float = 1.0, loss: str = "mse", prospective_errors: bool = True,
                  learn_tau_m: bool = False, tau_floor: float | None = None, bias: bool = True, seed: int = 0,
                  dtype: torch.dtype = torch.float32) -> None:
@@ -201,7 +202,10 @@ class GLENetwork(nn.Module):
             raise ValueError(f"sizes needs an input size and at least one layer, all >= 1; got {sizes}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        for name, key in (("activation", activation), ("output_activation", output_activation)):
+        hidden = [activation] * (len(sizes) - 2) if isinstance(activation, str) else list(activation)
+        if len(hidden) != len(sizes) - 2:
+            raise ValueError(f"activation needs one entry per hidden layer ({len(sizes) - 2}), got {len(hidden)}")
+        for name, key in [*(("activation", key) for key in hidden), ("output_activation", output_activation)]:
             if key not in ACTIVATIONS:
                 raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {key!r}")
         taus_m, taus_r = _per_layer(tau_m, sizes[1:], "tau_m"), _per_layer(tau_r, sizes[1:], "tau_r")
@@ -210,7 +214,7 @@ class GLENetwork(nn.Module):
         check_time_constants(self.tau_floor, self.tau_floor, dt)
         self.sizes, self.dt, self.gamma, self.beta, self.loss = sizes, float(dt), float(gamma), float(beta), loss
         self.prospective_errors, self.learn_tau_m = bool(prospective_errors), bool(learn_tau_m)
-        self.phis = [ACTIVATIONS[activation]] * (len(sizes) - 2) + [ACTIVATIONS[output_activation]]
+        self.phis = [ACTIVATIONS[key] for key in hidden] + [ACTIVATIONS[output_activation]]
         generator = torch.Generator().manual_seed(int(seed))
         self.weights = nn.ParameterList(
             nn.Parameter(_uniform((n_out, n_in), n_in, generator, dtype)) for n_in, n_out in zip(sizes, sizes[1:]))

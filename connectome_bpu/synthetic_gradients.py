@@ -95,13 +95,13 @@ def _predict(synthesiser: nn.Module, h_end: Tensor, track: bool) -> Tensor:
         return synthesiser(h_end.detach())
 
 
-def _fit_synthesiser(prediction: Tensor, h0: Tensor) -> float:
-    """Accumulate the synthesiser's gradient towards the bootstrapped target h0.grad; return its loss.
+def _fit_synthesiser(prediction: Tensor, target: Tensor | None, h0: Tensor) -> float:
+    """Accumulate the synthesiser's gradient towards the bootstrapped ``target`` at h0; return its loss.
 
-    No gradient reached h0 only when nothing after it depends on it, so the true target is then zero.
-    A synthesiser without trainable parameters (the fixed random lesion) is scored but not updated.
+    No gradient reached h0 (``target`` None) only when nothing after it depends on it, so the true target is
+    then zero. A synthesiser without trainable parameters (the fixed random lesion) is scored but not updated.
     """
-    target = torch.zeros_like(h0) if h0.grad is None else h0.grad.detach()
+    target = torch.zeros_like(h0) if target is None else target.detach()
     loss = (prediction - target).pow(2).sum() / h0.shape[0]
     if loss.requires_grad:
         loss.backward()
@@ -109,8 +109,8 @@ def _fit_synthesiser(prediction: Tensor, h0: Tensor) -> float:
 
 
 def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, window: int, *,
-                       synthesiser: nn.Module | None = None, scale: float = 0.1, inject_at_end: bool = True,
-                       train_synthesiser: bool = True, normaliser: float = 1.0) -> dict:
+                       synthesiser: nn.Module | None = None, scale: float = 0.1, discount: float | None = None,
+                       inject_at_end: bool = True, train_synthesiser: bool = True, normaliser: float = 1.0) -> dict:
     """Accumulate truncated-BPTT gradients (optionally with synthetic gradients) over one sequence.
 
     The sequence is cut into windows of ``window`` steps; each window starts from a detached copy of the
@@ -122,7 +122,11 @@ def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, 
     optimiser once after the sequence, so every arm gets one update per sequence whatever its window.
 
     With ``train_synthesiser`` the synthesiser's ``.grad`` also accumulates: at each window start t0 > 0 it
-    is regressed on the gradient that reached that start. The first window is skipped: its start is the
+    is regressed on the gradient that reached that start, the window's own credit plus ``discount`` times
+    the prediction at the window's end carried back through the window. ``discount`` None couples it to
+    ``scale``, as in ccDNI (one backward pass serves both); a separate discount costs a second backward
+    pass per window, and lets the synthesiser learn a discounted future (a bootstrap that converges) while
+    the cortex receives it at a different strength. The first window is skipped: its start is the
     given initial state, into which no prediction is ever injected (no earlier window exists), so fitting it
     would spend the synthesiser on a state whose prediction is never used; and because the initial state is
     usually the same for every sequence it would only learn the batch-mean gradient at that one point.
@@ -141,10 +145,15 @@ def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, 
         if synthesiser is not None and (t1 < steps or inject_at_end):
             prediction = _predict(synthesiser, h_end, track=train and t1 < steps)
             objective = objective + scale * (prediction.detach() * h_end).sum()
+        rediscount = pending is not None and prediction is not None and discount is not None and discount != scale
         if objective.requires_grad:
-            objective.backward()
+            objective.backward(retain_graph=rediscount)
         if pending is not None:
-            synth_losses.append(_fit_synthesiser(pending, h0))
+            target = h0.grad
+            if rediscount and h_end.requires_grad:
+                carried, = torch.autograd.grad((prediction.detach() * h_end).sum(), h0)
+                target = carried * (discount - scale) + (0.0 if target is None else target)
+            synth_losses.append(_fit_synthesiser(pending, target, h0))
         pending = prediction if train and t1 < steps else None
         loss_sum, count, windows = loss_sum + float(window_loss.detach()), count + window_count, windows + 1
         state = h_end.detach()

@@ -169,6 +169,21 @@ def test_network_refuses_bad_time_constants():
     check_time_constants(torch.tensor(0.01, dtype=torch.float32), 0.01, 0.01)
 
 
+def test_activation_per_hidden_layer():
+    """A linear first layer (a filter bank of the input, as in the published MNIST-1D network) under tanh layers."""
+    net = GLENetwork([1, 3, 3, 2], 1.0, 1.0, ["identity", "tanh"], seed=1)
+    with torch.no_grad():
+        net.weights[0].fill_(4.0)
+        net.biases[0].zero_()
+    net.reset_state(1)
+    net.step_online(torch.ones(1, 1))
+    assert torch.equal(net.state.r[0], torch.full((1, 3), 4.0))  # identity: no tanh saturation at 4
+    with pytest.raises(ValueError, match="one entry per hidden layer"):
+        GLENetwork([1, 3, 3, 2], 1.0, 1.0, ["identity"])
+    with pytest.raises(ValueError, match="activation must be one of"):
+        GLENetwork([1, 3, 3, 2], 1.0, 1.0, ["identity", "relu6"])
+
+
 def test_bptt_window_learns_tau_m_and_leaves_a_detached_state():
     net = GLENetwork([1, 1, 1], [3.0, 2.0], 1.0, "softplus", "softplus", learn_tau_m=True, tau_floor=1.5, seed=1)
     optimizer = torch.optim.SGD(net.parameters(), lr=10.0)

@@ -156,23 +156,28 @@ def test_oracle_has_adjoint_fidelity_one_and_a_silent_synthesiser_none(window):
     assert rnn.W.grad is None and rnn.U.grad is None
 
 
-def test_synthesiser_target_is_in_window_gradient_plus_injected_future():
-    """Two windows of 3 with injection at both ends: hand-built target at t = 3, nothing fitted at t = 0."""
+@pytest.mark.parametrize("discount", [None, 0.5, 0.2, 1.0])
+def test_synthesiser_target_is_in_window_gradient_plus_discounted_future(discount):
+    """Two windows of 3 with injection at both ends: hand-built target at t = 3, nothing fitted at t = 0.
+    The cortex always receives ``scale`` times the prediction; the target carries ``discount`` times it
+    (None: the same as scale)."""
     rnn, scale = TinyRNN(), 0.5
     synthesiser = Synthesiser(N + 1, hidden=8, generator=torch.Generator().manual_seed(2)).double()
     with torch.no_grad():
         synthesiser.head[-1].weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(3))
-    result, grads = run(rnn, 3, synthesiser=synthesiser, scale=scale)
+    result, grads = run(rnn, 3, synthesiser=synthesiser, scale=scale, discount=discount)
     synth_grads = {name: p.grad.clone() for name, p in synthesiser.named_parameters()}
 
     synthesiser.zero_grad()
     h3, loss_a = rnn.window_loss(rnn.state0, 0, 3)
     h0 = h3.detach().requires_grad_(True)
     h6, loss_b = rnn.window_loss(h0, 3, T)
-    inject = lambda h: scale * (synthesiser(h.detach()).detach() * h).sum()  # noqa: E731
-    (loss_a / NORMALISER + inject(h3) + loss_b / NORMALISER + inject(h6)).backward()
+    inject = lambda h, c: c * (synthesiser(h.detach()).detach() * h).sum()  # noqa: E731
+    (loss_a / NORMALISER + inject(h3, scale) + loss_b / NORMALISER + inject(h6, scale)).backward()
     assert_grads_equal(grads, rnn.grads())
-    synth_loss = (synthesiser(h0.detach()) - h0.grad).pow(2).sum() / B
+    h6, loss_b = rnn.window_loss(h0, 3, T)
+    target, = torch.autograd.grad(loss_b / NORMALISER + inject(h6, scale if discount is None else discount), h0)
+    synth_loss = (synthesiser(h0.detach()) - target).pow(2).sum() / B
     synth_loss.backward()
     for name, p in synthesiser.named_parameters():
         torch.testing.assert_close(synth_grads[name], p.grad, rtol=1e-12, atol=1e-14)
