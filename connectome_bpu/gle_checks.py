@@ -451,7 +451,7 @@ def plot_mnist1d_check(tables: Tables, path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.1, 1]})
     _band(axes[0], tables["curves"], "epoch", "val_accuracy", scale=100.0)
     axes[0].axhline(10.0, color="gray", lw=0.8, ls=":", label="chance")
-    axes[0].set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation split")
+    axes[0].set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(0, 100), title="validation split")
     axes[0].legend(title="arm", fontsize=8)
     axes[0].grid(alpha=0.3)
     arms = _dots(axes[1], by_seed, "test_accuracy", scale=100.0)
@@ -464,8 +464,7 @@ def plot_mnist1d_check(tables: Tables, path) -> None:
     axes[1].axhline(10.0, color="gray", lw=0.8, ls=":")
     axes[1].set(xlabel="arm (this run)", ylabel="test accuracy at best validation epoch (%)", ylim=(0, 100),
                 title="test accuracy: dots = this run, lines = published")
-    axes[1].legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 0.87), title="published, full protocols",
-                   title_fontsize=7)
+    axes[1].legend(fontsize=7, loc="lower right", title="published, full protocols", title_fontsize=7)
     fig.suptitle(f"MNIST-1D, GLE network of LE+LI units: mean over {by_seed['seed'].nunique()} seeds, "
                  "95 % t-interval; black dots = single seeds")
     _save(fig, path)
