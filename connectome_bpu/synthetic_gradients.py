@@ -149,10 +149,10 @@ def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, 
         if objective.requires_grad:
             objective.backward(retain_graph=rediscount)
         if pending is not None:
-            target = h0.grad
-            if rediscount and h_end.requires_grad:
+            target = h0.grad  # in-window credit + scale * the prediction carried back
+            if rediscount:
                 carried, = torch.autograd.grad((prediction.detach() * h_end).sum(), h0)
-                target = carried * (discount - scale) + (0.0 if target is None else target)
+                target = target + (discount - scale) * carried
             synth_losses.append(_fit_synthesiser(pending, target, h0))
         pending = prediction if train and t1 < steps else None
         loss_sum, count, windows = loss_sum + float(window_loss.detach()), count + window_count, windows + 1
