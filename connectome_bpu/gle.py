@@ -40,7 +40,7 @@ def prospective_step(u: Tensor, drive: Tensor, tau_m: TauLike, tau_r: TauLike,
     Time constants (numbers or tensors, any float dtype) broadcast per unit (last dimension). Nothing is
     validated here, because this runs every step; see ``check_time_constants``.
     """
-    return torch.lerp(u, drive, _weight(dt, tau_m, u)), torch.lerp(u, drive, _weight(tau_r, tau_m, u))
+    return _lerp_pair(u, drive, _weight(dt, tau_m, u), _weight(tau_r, tau_m, u))
 
 
 def error_step(v: Tensor, inst: Tensor, tau_m: TauLike, tau_r: TauLike,
@@ -51,7 +51,12 @@ def error_step(v: Tensor, inst: Tensor, tau_m: TauLike, tau_r: TauLike,
     looks ahead by tau_m, which compensates the forward lag of the unit. tau_r = tau_m gives
     e_breve == inst exactly (an LE unit passes its error on instantly).
     """
-    return torch.lerp(v, inst, _weight(dt, tau_r, v)), torch.lerp(v, inst, _weight(tau_m, tau_r, v))
+    return _lerp_pair(v, inst, _weight(dt, tau_r, v), _weight(tau_m, tau_r, v))
+
+
+def _lerp_pair(start: Tensor, end: Tensor, step: TauLike, look_ahead: TauLike) -> tuple[Tensor, Tensor]:
+    """The Euler step and the look-ahead of ``prospective_step`` / ``error_step``, given their two weights."""
+    return torch.lerp(start, end, step), torch.lerp(start, end, look_ahead)
 
 
 def _weight(numerator: TauLike, denominator: TauLike, like: Tensor) -> TauLike:
@@ -123,6 +128,19 @@ class GLEState:
     v: list[Tensor]
     r: list[Tensor]
     e: list[Tensor]
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One layer as the per-dt loop reads it: its parameters and the Euler weights of its two dynamics
+    (forward: dt / tau_m and tau_r / tau_m; errors: dt / tau_r and tau_m / tau_r)."""
+
+    weight: Tensor
+    bias: Tensor | None
+    tau_m: Tensor
+    phi: Activation
+    forward: tuple[TauLike, TauLike]
+    errors: tuple[TauLike, TauLike]
 
 
 @dataclass
@@ -223,6 +241,11 @@ class GLENetwork(nn.Module):
         ) if bias else None
         self.tau_m = nn.ParameterList(nn.Parameter(t.to(dtype), requires_grad=self.learn_tau_m) for t in taus_m)
         self.tau_r = nn.ParameterList(nn.Parameter(t.to(dtype), requires_grad=False) for t in taus_r)
+        # Plain tuples of the same Parameter objects (updated in place by optimisers, load_state_dict and .to()):
+        # indexing an nn.ParameterList costs microseconds, and the online loop reads every entry every dt.
+        self._params = (tuple(self.weights), tuple(self.biases) if bias else (None,) * len(self.weights),
+                        tuple(self.tau_m), tuple(self.tau_r))
+        self._cached_layers: tuple[tuple, tuple[_Layer, ...]] | None = None
         self.state: GLEState | None = None
 
     def parameter_count(self) -> int:
@@ -240,19 +263,32 @@ class GLENetwork(nn.Module):
         self.state = GLEState(zeros(), zeros(), zeros(), zeros())
         return self.state
 
-    def _bias(self, layer: int) -> Tensor | None:
-        return None if self.biases is None else self.biases[layer]
+    def _layers(self) -> tuple[_Layer, ...]:
+        """Every layer with its Euler weights, recomputed only when a time constant changed (``_version`` counts
+        in-place writes such as an optimiser step on a plastic tau_m). Under autograd with plastic time
+        constants they are recomputed every call, so that each window's graph reaches tau_m afresh."""
+        weights, biases, taus_m, taus_r = self._params
+        key = tuple((tau._version, tau.data_ptr(), tau.dtype) for tau in (*taus_m, *taus_r))
+        if self.learn_tau_m and torch.is_grad_enabled():
+            key = None
+        if key is None or self._cached_layers is None or self._cached_layers[0] != key:
+            layers = tuple(_Layer(w, b, tm, phi, (_weight(self.dt, tm, w), _weight(tr, tm, w)),
+                                  (_weight(self.dt, tr, w), _weight(tm, tr, w)))
+                           for w, b, tm, tr, phi in zip(weights, biases, taus_m, taus_r, self.phis))
+            self._cached_layers = None if key is None else (key, layers)
+            return layers
+        return self._cached_layers[1]
 
     def _forward(self, x: Tensor, state: GLEState, nudge: bool) -> _Forward:
         """The forward half of one dt, from the previous step's rates (and errors, when ``nudge``)."""
         pre = [x, *state.r[:-1]]
         out = _Forward(pre, [], [], [], [])
-        for layer, weight in enumerate(self.weights):
-            drive = F.linear(pre[layer], weight, self._bias(layer))
+        for index, layer in enumerate(self._layers()):
+            drive = F.linear(pre[index], layer.weight, layer.bias)
             if nudge and self.gamma != 0.0:
-                drive = drive + self.gamma * state.e[layer]
-            u_next, u_breve = prospective_step(state.u[layer], drive, self.tau_m[layer], self.tau_r[layer], self.dt)
-            rate, slope = self.phis[layer](u_breve)
+                drive = drive + self.gamma * state.e[index]
+            u_next, u_breve = _lerp_pair(state.u[index], drive, *layer.forward)
+            rate, slope = layer.phi(u_breve)
             out.drive.append(drive)
             out.u_next.append(u_next)
             out.rate.append(rate)
@@ -274,16 +310,16 @@ class GLENetwork(nn.Module):
 
     def _errors(self, old: GLEState, fwd: _Forward, target: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """New (v, e) per layer; hidden layers read the layer above's error of the previous step."""
-        top = len(self.weights) - 1
+        layers = self._layers()
         v_new, e_new = [], []
-        for layer in range(top + 1):
-            if layer == top:
+        for index, layer in enumerate(layers):
+            if index == len(layers) - 1:
                 back = self.output_error(fwd.rate[-1], target)
             else:
-                back = old.e[layer + 1] @ self.weights[layer + 1]
-            inst = fwd.slope[layer] * back
+                back = old.e[index + 1] @ layers[index + 1].weight
+            inst = fwd.slope[index] * back
             if self.prospective_errors:
-                v, e = error_step(old.v[layer], inst, self.tau_m[layer], self.tau_r[layer], self.dt)
+                v, e = _lerp_pair(old.v[index], inst, *layer.errors)
             else:
                 v, e = inst, inst
             v_new.append(v)
@@ -294,13 +330,13 @@ class GLENetwork(nn.Module):
                     optimizer: torch.optim.Optimizer) -> None:
         """Local updates: every synapse sees only its presynaptic rate and its postsynaptic error."""
         batch = errors[0].shape[0]
-        for layer, e in enumerate(errors):
-            self.weights[layer].grad = (e.T @ fwd.pre[layer]).mul_(-1.0 / batch)
-            if self.biases is not None:
-                self.biases[layer].grad = e.sum(0).mul_(-1.0 / batch)
+        for index, (layer, e) in enumerate(zip(self._layers(), errors)):
+            layer.weight.grad = (e.T @ fwd.pre[index]).mul_(-1.0 / batch)
+            if layer.bias is not None:
+                layer.bias.grad = e.sum(0).mul_(-1.0 / batch)
             if self.learn_tau_m:
-                du_dt = (fwd.drive[layer] - old.u[layer]) / self.tau_m[layer]
-                self.tau_m[layer].grad = (e * du_dt).mean(0)
+                du_dt = (fwd.drive[index] - old.u[index]) / layer.tau_m
+                layer.tau_m.grad = (e * du_dt).mean(0)
         optimizer.step()
         self._clamp_tau()
 

@@ -193,3 +193,20 @@ def test_bptt_window_learns_tau_m_and_leaves_a_detached_state():
     after = [float(t.detach()) for t in net.tau_m]
     assert after != before and min(after) >= 1.5
     assert all(t.grad_fn is None for t in net.state.u + net.state.r)
+
+
+def test_time_constants_written_in_place_reach_the_next_step():
+    """The network keeps each layer's Euler weights between steps; a time constant written in place (a plastic
+    tau_m's update, load_state_dict) must still reach the very next step."""
+    xs = _random(6, 2, 1, seed=3).float()
+
+    def network(tau: float) -> GLENetwork:
+        return GLENetwork([1, 3, 1], [tau, 1.0], [1.0, 1.0], seed=2)
+
+    slow, fast, reference = network(4.0), network(2.0), network(4.0)
+    slow.run_sequence(xs[:1])                      # the weights for tau_m = 4 are now in use
+    slow.load_state_dict(fast.state_dict())
+    for net in (slow, fast, reference):
+        net.reset_state(2)
+    assert torch.equal(slow.run_sequence(xs), fast.run_sequence(xs))
+    assert not torch.equal(reference.run_sequence(xs), fast.run_sequence(xs))
