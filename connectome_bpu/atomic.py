@@ -13,11 +13,13 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # every rule imports this module; the ones that write no table or sparse matrix skip both
+    import pandas as pd
+    import scipy.sparse as sp
 
 
 @contextmanager
@@ -86,5 +88,7 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 def save_sparse(path: str | os.PathLike, matrix: sp.spmatrix | sp.sparray) -> None:
     """``scipy.sparse.save_npz`` (compressed) written atomically; the original benchmark's file format."""
+    import scipy.sparse as sp
+
     with atomic_path(path, suffix=".npz") as tmp:
         sp.save_npz(tmp, sp.csr_matrix(matrix), compressed=True)

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from . import atomic
 from .atomic import read_json
 from .errors import GraphError
-from .exports import load_exports
 from .matrix import matrix_invariants, matrix_sha256
 from .signs import apply_signs, choose_primary, neuron_signs, sign_coverage
 from .spectral import spectral_radius
+
+if TYPE_CHECKING:  # the jobs that only load a finished graph (controls, training) need no pandas
+    import pandas as pd
 
 ORIENTATION = "W_rec[post_index, pre_index]"
 
@@ -49,6 +50,8 @@ def build_matrices(exports_dir: str | Path, out_dir: str | Path, *, connectome: 
                    signed_policy: str, sign_coverage_threshold: float, spectral_kwargs: dict[str, Any]) -> dict:
     """Build and write the scaled matrices, the per-neuron arrays and ``matrix_info.json``."""
     out_dir = Path(out_dir)
+    from .exports import load_exports  # here, not at the top: it needs pandas, which load_primary's users do not
+
     exports = load_exports(exports_dir)
     body_ids = exports.neurons["bodyId"].to_numpy(np.int64)
     raw = raw_adjacency(exports.connections, body_ids)

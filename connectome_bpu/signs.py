@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from .errors import BPUInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POLICIES = ("auto", "force_unsigned", "force_signed")
 
@@ -48,7 +52,12 @@ def transmitter_sign(label: object) -> int:
 
 
 def neuron_signs(labels: pd.Series) -> np.ndarray:
-    """Per-neuron signs (int8, in the order of ``labels``); each distinct label is parsed once."""
+    """Per-neuron signs (int8, in the order of ``labels``); each distinct label is parsed once.
+
+    pandas is imported here rather than at the top: this runs only while a graph is built, and the many jobs
+    that merely load a finished graph (controls, training) then start without it."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(labels, use_na_sentinel=True)
     unique_signs = np.array([transmitter_sign(u) for u in uniques] + [0], dtype=np.int8)
     # code -1 (missing label) indexes the trailing 0.
