@@ -81,9 +81,13 @@ def test_lag_input_is_a_smoothed_square_wave_per_row():
 def test_mnist1d_splits_come_from_the_generator_at_its_sizes():
     splits = mnist1d_splits(MNIST1D_FAST)
     counts = {name: labels.shape[0] for name, (_, labels) in splits.items()}
-    held_out = MNIST1D_FAST["validation"]
-    assert counts == {"train": 4000 - held_out, "validation": held_out, "test": 1000}
+    assert counts == {"train": 4000, "validation": MNIST1D_FAST["validation"], "test": 1000}
     assert all(xs.shape[0] == splits["train"][0].shape[0] for xs, _ in splits.values())
+    # validation is another draw of the generator: none of its sequences is a training or test sequence
+    seen = {tuple(row) for name in ("train", "test") for row in splits[name][0][:, :, 0].T.tolist()}
+    assert not seen & {tuple(row) for row in splits["validation"][0][:, :, 0].T.tolist()}
+    with pytest.raises(ValueError, match="validation_seed must differ from data_seed"):
+        mnist1d_splits({**MNIST1D_FAST, "validation_seed": MNIST1D_FAST["data_seed"]})
 
 
 def test_figures_are_written(tmp_path, lag_tables, mnist_tables):
