@@ -143,6 +143,12 @@ class _Layer:
     errors: tuple[TauLike, TauLike]
 
 
+def _layer(weight: Tensor, bias: Tensor | None, tau_m: Tensor, tau_r: Tensor, phi: Activation, dt: float) -> _Layer:
+    """A layer with the Euler weights of its forward and error dynamics, in the weights' precision."""
+    return _Layer(weight, bias, tau_m, phi, (_weight(dt, tau_m, weight), _weight(tau_r, tau_m, weight)),
+                  (_weight(dt, tau_r, weight), _weight(tau_m, tau_r, weight)))
+
+
 @dataclass
 class _Forward:
     """One step's forward quantities, kept only for that step's error and plasticity computations."""
@@ -272,9 +278,7 @@ class GLENetwork(nn.Module):
         if self.learn_tau_m and torch.is_grad_enabled():
             key = None
         if key is None or self._cached_layers is None or self._cached_layers[0] != key:
-            layers = tuple(_Layer(w, b, tm, phi, (_weight(self.dt, tm, w), _weight(tr, tm, w)),
-                                  (_weight(self.dt, tr, w), _weight(tm, tr, w)))
-                           for w, b, tm, tr, phi in zip(weights, biases, taus_m, taus_r, self.phis))
+            layers = tuple(_layer(*params, self.dt) for params in zip(weights, biases, taus_m, taus_r, self.phis))
             self._cached_layers = None if key is None else (key, layers)
             return layers
         return self._cached_layers[1]
