@@ -23,11 +23,11 @@ the test split is never seen before the final evaluation. The defaults are
 the published end-to-end protocol: 360 steps per sample, 6 hidden layers of 17 LE + 36 LI units (LI tau_m 3
 and 6 steps; the first layer linear, a filter bank of the input; 14,956 parameters), batches of 100, Adam
 stepped every dt at 1e-3, halved on validation-loss plateaus, 150 epochs; every step carries a cross-entropy
-error and the class is the argmax of the output summed over all steps. It costs about 28 minutes per seed
-and arm on one CPU core (about 50 when two share a 2-core machine), as every one of the 360 steps of every
-batch is a separate update. Full BPTT
-through the same dynamics (arm ``bptt_tw360``) is the network's own ceiling, which tells a shortfall of
-the GLE rule from one of the network. ``MNIST1D_FAST`` is a tiny version for tests only.
+error and the class is the argmax of the output summed over all steps. An online arm costs about 21 minutes
+per seed on one CPU core (0.57 ms per update in ``bench/bench_gle_network.py``), as every one of the 360 steps
+of every batch is a separate update. Full BPTT through the same dynamics (arm ``bptt_tw360``) is the
+network's own ceiling, which tells a shortfall of the GLE rule from one of the network. ``MNIST1D_FAST`` is a
+tiny version for tests only.
 """
 
 from __future__ import annotations
