@@ -46,7 +46,7 @@ TRAIN_SEQUENCES = 4000
 
 class ReferenceStyle(GLENetwork):
     """``GLENetwork`` without its per-layer cache: every call looks each parameter up in its ParameterList and
-    divides the time constants again (three calls per step: forward, errors, plasticity)."""
+    divides the time constants again (once per step, shared by the forward, error and plasticity halves)."""
 
     def _layers(self):
         biases = self.biases if self.biases is not None else [None] * len(self.weights)

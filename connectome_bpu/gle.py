@@ -40,7 +40,7 @@ def prospective_step(u: Tensor, drive: Tensor, tau_m: TauLike, tau_r: TauLike,
     Time constants (numbers or tensors, any float dtype) broadcast per unit (last dimension). Nothing is
     validated here, because this runs every step; see ``check_time_constants``.
     """
-    return _lerp_pair(u, drive, _weight(dt, tau_m, u), _weight(tau_r, tau_m, u))
+    return _lerp_pair(u, drive, *_euler_weights(tau_m, tau_r, dt, u))
 
 
 def error_step(v: Tensor, inst: Tensor, tau_m: TauLike, tau_r: TauLike,
@@ -51,7 +51,14 @@ def error_step(v: Tensor, inst: Tensor, tau_m: TauLike, tau_r: TauLike,
     looks ahead by tau_m, which compensates the forward lag of the unit. tau_r = tau_m gives
     e_breve == inst exactly (an LE unit passes its error on instantly).
     """
-    return _lerp_pair(v, inst, _weight(dt, tau_r, v), _weight(tau_m, tau_r, v))
+    return _lerp_pair(v, inst, *_euler_weights(tau_r, tau_m, dt, v))
+
+
+def _euler_weights(integrate: TauLike, look_ahead: TauLike, dt: float, like: Tensor) -> tuple[TauLike, TauLike]:
+    """(dt / integrate, look_ahead / integrate): the interpolation weights of one Euler step of a low-pass with
+    time constant ``integrate`` and of its look-ahead by ``look_ahead``. The forward dynamics use
+    (tau_m, tau_r), the errors the same pair swapped."""
+    return _weight(dt, integrate, like), _weight(look_ahead, integrate, like)
 
 
 def _lerp_pair(start: Tensor, end: Tensor, step: TauLike, look_ahead: TauLike) -> tuple[Tensor, Tensor]:
@@ -145,8 +152,8 @@ class _Layer:
 
 def _layer(weight: Tensor, bias: Tensor | None, tau_m: Tensor, tau_r: Tensor, phi: Activation, dt: float) -> _Layer:
     """A layer with the Euler weights of its forward and error dynamics, in the weights' precision."""
-    return _Layer(weight, bias, tau_m, phi, (_weight(dt, tau_m, weight), _weight(tau_r, tau_m, weight)),
-                  (_weight(dt, tau_r, weight), _weight(tau_m, tau_r, weight)))
+    return _Layer(weight, bias, tau_m, phi, _euler_weights(tau_m, tau_r, dt, weight),
+                  _euler_weights(tau_r, tau_m, dt, weight))
 
 
 @dataclass
@@ -270,24 +277,24 @@ class GLENetwork(nn.Module):
         return self.state
 
     def _layers(self) -> tuple[_Layer, ...]:
-        """Every layer with its Euler weights, recomputed only when a time constant changed (``_version`` counts
-        in-place writes such as an optimiser step on a plastic tau_m). Under autograd with plastic time
-        constants they are recomputed every call, so that each window's graph reaches tau_m afresh."""
+        """Every layer with its Euler weights, read once per step (or per BPTT window) and recomputed only when a
+        time constant changed (``_version`` counts in-place writes such as an optimiser step on a plastic tau_m).
+        Under autograd with plastic time constants they are always recomputed, so that each window's graph
+        reaches tau_m afresh."""
         weights, biases, taus_m, taus_r = self._params
+        fresh = self.learn_tau_m and torch.is_grad_enabled()
         key = tuple((tau._version, tau.data_ptr(), tau.dtype) for tau in (*taus_m, *taus_r))
-        if self.learn_tau_m and torch.is_grad_enabled():
-            key = None
-        if key is None or self._cached_layers is None or self._cached_layers[0] != key:
-            layers = tuple(_layer(*params, self.dt) for params in zip(weights, biases, taus_m, taus_r, self.phis))
-            self._cached_layers = None if key is None else (key, layers)
-            return layers
-        return self._cached_layers[1]
+        if not fresh and self._cached_layers is not None and self._cached_layers[0] == key:
+            return self._cached_layers[1]
+        layers = tuple(_layer(*params, self.dt) for params in zip(weights, biases, taus_m, taus_r, self.phis))
+        self._cached_layers = None if fresh else (key, layers)
+        return layers
 
-    def _forward(self, x: Tensor, state: GLEState, nudge: bool) -> _Forward:
+    def _forward(self, x: Tensor, state: GLEState, nudge: bool, layers: tuple[_Layer, ...]) -> _Forward:
         """The forward half of one dt, from the previous step's rates (and errors, when ``nudge``)."""
         pre = [x, *state.r[:-1]]
         out = _Forward(pre, [], [], [], [])
-        for index, layer in enumerate(self._layers()):
+        for index, layer in enumerate(layers):
             drive = F.linear(pre[index], layer.weight, layer.bias)
             if nudge and self.gamma != 0.0:
                 drive = drive + self.gamma * state.e[index]
@@ -312,9 +319,9 @@ class GLENetwork(nn.Module):
             return self.beta * 0.5 * (target - y).pow(2).sum(-1).mean()
         return self.beta * F.cross_entropy(y, target.long())
 
-    def _errors(self, old: GLEState, fwd: _Forward, target: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    def _errors(self, old: GLEState, fwd: _Forward, target: Tensor,
+                layers: tuple[_Layer, ...]) -> tuple[list[Tensor], list[Tensor]]:
         """New (v, e) per layer; hidden layers read the layer above's error of the previous step."""
-        layers = self._layers()
         v_new, e_new = [], []
         for index, layer in enumerate(layers):
             if index == len(layers) - 1:
@@ -330,11 +337,11 @@ class GLENetwork(nn.Module):
             e_new.append(e)
         return v_new, e_new
 
-    def _plasticity(self, old: GLEState, fwd: _Forward, errors: list[Tensor],
-                    optimizer: torch.optim.Optimizer) -> None:
+    def _plasticity(self, old: GLEState, fwd: _Forward, errors: list[Tensor], optimizer: torch.optim.Optimizer,
+                    layers: tuple[_Layer, ...]) -> None:
         """Local updates: every synapse sees only its presynaptic rate and its postsynaptic error."""
         batch = errors[0].shape[0]
-        for index, (layer, e) in enumerate(zip(self._layers(), errors)):
+        for index, (layer, e) in enumerate(zip(layers, errors)):
             layer.weight.grad = (e.T @ fwd.pre[index]).mul_(-1.0 / batch)
             if layer.bias is not None:
                 layer.bias.grad = e.sum(0).mul_(-1.0 / batch)
@@ -360,13 +367,14 @@ class GLENetwork(nn.Module):
         Returns the output y_t = r_L.
         """
         old = self.state if self.state is not None else self.reset_state(x_t.shape[0])
-        fwd = self._forward(x_t, old, nudge=True)
+        layers = self._layers()
+        fwd = self._forward(x_t, old, nudge=True, layers=layers)
         if target_t is None:
             v_new = e_new = [torch.zeros_like(r) for r in fwd.rate]
         else:
-            v_new, e_new = self._errors(old, fwd, target_t)
+            v_new, e_new = self._errors(old, fwd, target_t, layers)
             if optimizer is not None:
-                self._plasticity(old, fwd, e_new, optimizer)
+                self._plasticity(old, fwd, e_new, optimizer, layers)
         self.state = GLEState(fwd.u_next, v_new, fwd.rate, e_new)
         return fwd.rate[-1]
 
@@ -381,8 +389,9 @@ class GLENetwork(nn.Module):
         state = GLEState(old.u, old.v, old.r, old.e)
         outputs, loss = [], xs.new_zeros(())
         with torch.enable_grad():
+            layers = self._layers()
             for x, target in zip(xs, targets):
-                fwd = self._forward(x, state, nudge=False)
+                fwd = self._forward(x, state, nudge=False, layers=layers)
                 state = GLEState(fwd.u_next, state.v, fwd.rate, state.e)
                 outputs.append(fwd.rate[-1])
                 loss = loss + self.instantaneous_loss(fwd.rate[-1], target)

@@ -49,9 +49,9 @@ def raw_adjacency(connections: pd.DataFrame, body_ids: np.ndarray) -> sp.csr_mat
 def build_matrices(exports_dir: str | Path, out_dir: str | Path, *, connectome: str, rho_target: float,
                    signed_policy: str, sign_coverage_threshold: float, spectral_kwargs: dict[str, Any]) -> dict:
     """Build and write the scaled matrices, the per-neuron arrays and ``matrix_info.json``."""
-    out_dir = Path(out_dir)
     from .exports import load_exports  # here, not at the top: it needs pandas, which load_primary's users do not
 
+    out_dir = Path(out_dir)
     exports = load_exports(exports_dir)
     body_ids = exports.neurons["bodyId"].to_numpy(np.int64)
     raw = raw_adjacency(exports.connections, body_ids)
