@@ -25,6 +25,9 @@ Cases (``--cases``, comma-separated; all by default):
   observed_pools  project as the pipeline runs the family on the hemibrain MB: random pools of 582
                   sensory / 269 output neurons, K 3, runtime auto
   frozen_pools    as observed_pools with a frozen core
+  plastic_pools   as frozen_pools with within-episode depression of every synapse onto an output neuron
+                  (``training.plasticity: modulated_depression``, docs/plasticity.md): what the family's
+                  plastic runs cost
 
 Every case runs in its own subprocess (``child_steps.in_subprocess``), so its peak is its own: peak
 RSS of that process on CPU (interpreter, torch and the loaded graph included; the RSS before the
@@ -71,12 +74,12 @@ GRAPH_SEED, POOL_SEED, INIT_SEED = 6, 7, 0
 WARMUP = 1
 
 
-def _project(train_mode: str, runtime: str, on_pools: bool):
+def _project(train_mode: str, runtime: str, on_pools: bool, plasticity: dict | None = None):
     """Builder of a project BPU (:func:`step_cases.project_bpu`) at hemibrain-MB size."""
     def build(W: sp.csr_matrix, device: torch.device) -> BPU:
         return project_bpu(W, device, train_mode=train_mode, runtime=runtime, on_pools=on_pools,
                            n_sensory=N_SENSORY, n_output=N_OUTPUT, K=K_PIPELINE, input_dim=SPEC.input_dim,
-                           output_dim=SPEC.output_dim, pool_seed=POOL_SEED)
+                           output_dim=SPEC.output_dim, pool_seed=POOL_SEED, plasticity=plasticity)
     return build
 
 
@@ -91,6 +94,8 @@ CASES = {
                        _project("observed", "auto", True)),
     "frozen_pools": (f"project frozen, pools {N_SENSORY}/{N_OUTPUT}, K {K_PIPELINE}",
                      _project("frozen", "auto", True)),
+    "plastic_pools": (f"project frozen + plasticity, pools {N_SENSORY}/{N_OUTPUT}, K {K_PIPELINE}",
+                      _project("frozen", "auto", True, {"rule": "modulated_depression", "retention": 0.9})),
 }
 
 

@@ -23,9 +23,11 @@ from bench_training_step import pools
 
 
 def project_bpu(W: sp.csr_matrix, device: torch.device, *, train_mode: str, runtime: str, on_pools: bool,
-                n_sensory: int, n_output: int, K: int, input_dim: int, output_dim: int, pool_seed: int) -> BPU:
+                n_sensory: int, n_output: int, K: int, input_dim: int, output_dim: int, pool_seed: int,
+                plasticity: dict | None = None) -> BPU:
     """A project BPU on ``W``: random pools of ``n_sensory``/``n_output`` neurons and ``K`` microsteps
-    (``on_pools``), or all N neurons in and out with one microstep (the reference-style computation)."""
+    (``on_pools``), or all N neurons in and out with one microstep (the reference-style computation);
+    ``plasticity`` as ``training.plasticity`` (docs/plasticity.md)."""
     n = W.shape[0]
     if on_pools:
         sensory, output = pools(n, n_sensory, n_output, seed=pool_seed)
@@ -33,7 +35,7 @@ def project_bpu(W: sp.csr_matrix, device: torch.device, *, train_mode: str, runt
         sensory = output = np.arange(n)
         K = 1
     return BPU(W, sensory, output, K=K, input_dim=input_dim, output_dim=output_dim, train_mode=train_mode,
-               runtime=runtime, device=device)
+               runtime=runtime, device=device, plasticity=plasticity)
 
 
 def print_step_table(rows: list[tuple[str, dict, float]], label: Callable[[str], str], cuda: bool) -> None:

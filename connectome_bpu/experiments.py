@@ -182,8 +182,11 @@ def task_variant(task_cfg: Mapping[str, Any]) -> str:
 
 
 def training_params(training_cfg: Mapping[str, Any], arm: str = BPTT) -> dict[str, Any]:
-    """The training settings that change a trained model's numbers (for an arm other than bptt, with its knobs)."""
+    """The training settings that change a trained model's numbers (for an arm other than bptt, with its knobs;
+    the plasticity block only where it is on, so configs without it keep their result directories)."""
     params = {k: training_cfg[k] for k in TRAINING_KEYS}
+    if is_plastic(training_cfg):
+        params["plasticity"] = dict(training_cfg["plasticity"])
     if arm != BPTT:
         params["learning_rule"] = arm_params(training_cfg["learning_rules"], arm)
     return params
@@ -193,7 +196,14 @@ def training_variant(training_cfg: Mapping[str, Any], arm: str = BPTT) -> str:
     """``<mode>-<hash>``: the recurrent mode, readable, and a hash of every number-changing knob; an arm other
     than bptt adds ``-<arm>`` so its job directories say how they learnt."""
     suffix = "" if arm == BPTT else f"-{arm}"
-    return f"{training_cfg['train_recurrent']}-{short_hash(training_params(training_cfg, arm))}{suffix}"
+    mode = training_cfg["train_recurrent"] + ("_plastic" if is_plastic(training_cfg) else "")
+    return f"{mode}-{short_hash(training_params(training_cfg, arm))}{suffix}"
+
+
+def is_plastic(training_cfg: Mapping[str, Any]) -> bool:
+    """Whether a training block turns on within-episode plasticity (a config without the block has none; the
+    schema has already checked the rule's name, and connectome_bpu.plasticity checks it again where it runs)."""
+    return (training_cfg.get("plasticity") or {}).get("rule", "none") != "none"
 
 
 def substrate_settings(config: Mapping[str, Any]) -> dict[str, Any]:

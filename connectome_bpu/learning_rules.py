@@ -52,6 +52,10 @@ def learning_rule_problems(config: Mapping[str, Any]) -> list[str]:
         problems.append(f"config keys 'training.learning_rules.arms' ({', '.join(frozen_only)}) and "
                         f"'training.train_recurrent' ({mode}): these arms credit the input adapter through a frozen "
                         "core (W_rec fixed); use train_recurrent: frozen, or only bptt/tbptt with a trained core")
+    if arms and config["training"]["plasticity"]["rule"] != "none":
+        problems.append(f"config keys 'training.learning_rules.arms' ({', '.join(arms)}) and "
+                        f"'training.plasticity.rule' ({config['training']['plasticity']['rule']}): the arms credit "
+                        "the adapters of a core without fast weights; use plasticity rule none, or only bptt")
     task = config["task"]["name"]
     stepwise = [arm for arm in arms if arm != READOUT]   # the floor scores whole sequences, like bptt
     if stepwise and task not in STEPWISE_TASKS:

@@ -17,6 +17,7 @@ from torch import nn
 
 from .errors import BPUInputError
 from .model_names import MEAN_PREDICTOR, MODEL_NAMES, NO_RECURRENCE
+from .plasticity import OutputPlasticity, plastic_parameter_count, plasticity_rule
 from .runtime import TRAIN_MODES, build_operator
 
 
@@ -69,9 +70,11 @@ class BPU(nn.Module):
     Per timestep t (h = 0 at sequence start): (``reset_each_step``: h <- 0);
     e_t = W_in u_t + b_in on the sensory neurons; microstep 1: h <- ReLU(W h + scatter_S(e_t));
     microsteps 2..K: h <- ReLU(W h); y_t = W_out h[O] + b_out after the K-th microstep.
+    With ``plasticity`` (connectome_bpu.plasticity) the synapses onto output neurons are depressed by a
+    teaching signal during the sequence: W[j, k] becomes W[j, k] exp(-A[j, k](t)) on those edges.
 
-    Trainable parameters, in order: ``[W_rec_values | W_rec,] W_in, b_in, W_out, b_out``. A trainable
-    recurrent tensor is owned by the operator and tied here (registered first) so that
+    Trainable parameters, in order: ``[W_rec_values | W_rec,] W_in, b_in, W_out, b_out[, W_mod, b_mod]``.
+    A trainable recurrent tensor is owned by the operator and tied here (registered first) so that
     ``parameters()`` lists it first, the way the trainer expects.
     """
 
@@ -90,6 +93,7 @@ class BPU(nn.Module):
         device: torch.device | str,
         dense_max_neurons: int = 20000,
         input_init: str = "uniform",
+        plasticity: dict | None = None,
     ):
         super().__init__()
         self.K = _positive_int(K, "K (microsteps per timestep)")
@@ -129,6 +133,10 @@ class BPU(nn.Module):
         # Pool indices are derived artefacts (pool_assignments.csv), like W: not checkpointed.
         self.register_buffer("sensory_idx", sensory.to(device), persistent=False)
         self.register_buffer("output_idx", output.to(device), persistent=False)
+        self.plastic = None
+        if plasticity_rule(plasticity) != "none":
+            self.plastic = OutputPlasticity(W, output, input_dim=d_in, retention=plasticity["retention"],
+                                            device=device)
 
     @property
     def n_neurons(self) -> int:
@@ -160,20 +168,40 @@ class BPU(nn.Module):
         inject = torch.addmm(self.b_in, u.reshape(batch * steps, d_in), self.W_in.t())
         inject = inject.view(batch, steps, -1).permute(1, 2, 0).contiguous()
         state_shape = (self.recurrent.n, batch)
-        h = None
+        plastic = self.plastic
+        if plastic is not None:
+            teaching, weights = plastic.teaching(u), plastic.weights(self.recurrent)
+        h = lost = None
         readouts = []
         for t in range(steps):
             if h is None or self.reset_each_step:
                 pre = torch.zeros(state_shape, dtype=inject.dtype, device=inject.device)
+                depression = lost = trace = None   # nothing carries over, depression included
             else:
-                pre = step(h)
+                pre, trace = self._product(step, h, lost)
             h = pre.index_add_(0, self.sensory_idx, inject[t]).relu_()
             for _ in range(self.K - 1):
-                h = step(h).relu_()
+                pre, sent = self._product(step, h, lost)
+                trace = sent if trace is None else trace + sent
+                h = pre.relu_()
+            if plastic is not None and trace is not None:
+                depression = plastic.depressed(depression, trace, teaching[t])
+                lost = plastic.loss_of_weight(weights, depression)
             readouts.append(h.index_select(0, self.output_idx))
         # (T, n_o, B) -> (T, d_out, B) -> (B, T, d_out)
         y = torch.matmul(self.W_out, torch.stack(readouts)) + self.b_out.unsqueeze(1)
         return y.permute(2, 0, 1).contiguous()
+
+    def _product(self, step, h: torch.Tensor, lost: torch.Tensor | None):
+        """One microstep's ``W h`` (with plasticity, less what depression ``lost`` takes off the synapses onto
+        output neurons) and what the plastic synapses sent (None without plasticity)."""
+        pre = step(h)
+        if self.plastic is None:
+            return pre, None
+        sent = self.plastic.presynaptic(h)
+        if lost is not None:
+            self.plastic.transmit(pre, sent, lost)
+        return pre, sent
 
 
 class GRUModel(nn.Module):
@@ -228,15 +256,19 @@ def trainable_parameter_count(model: nn.Module) -> int:
 
 
 def expected_bpu_trainable_count(
-    n_sensory: int, n_output: int, d_in: int, d_out: int, *, train_mode: str, nnz: int, n: int
+    n_sensory: int, n_output: int, d_in: int, d_out: int, *, train_mode: str, nnz: int, n: int,
+    plastic: bool = False,
 ) -> int:
     """Closed form of sections 8.1/8.2: adapters n_s*d_in + n_s + d_out*n_o + d_out, plus nnz
-    (observed) or N^2 (dense). The trainer compares it with ``trainable_parameter_count``."""
+    (observed) or N^2 (dense), plus the teaching-signal map of a plastic core
+    (``plastic_parameter_count``). The trainer compares it with ``trainable_parameter_count``."""
     if train_mode not in TRAIN_MODES:
         raise BPUInputError(
             f"training.train_recurrent: {train_mode!r} is not one of {', '.join(TRAIN_MODES)}"
         )
     adapters = n_sensory * d_in + n_sensory + d_out * n_output + d_out
+    if plastic:
+        adapters += plastic_parameter_count(n_output, d_in)
     return adapters + {"frozen": 0, "observed": nnz, "dense": n * n}[train_mode]
 
 
@@ -256,6 +288,7 @@ def build_model(
     dense_max_neurons: int,
     gru_max_hidden: int = 256,
     input_init: str = "uniform",
+    plasticity: dict | None = None,
 ) -> nn.Module:
     """Construct model ``name`` on ``device`` with ``torch.manual_seed(seed)`` set right before.
 
@@ -263,7 +296,8 @@ def build_model(
     control); ``no_recurrence`` runs on the primary W with the state reset every timestep. GRUs
     ignore ``train_mode``/``runtime``. ``gru_matched`` matches the trainable count of
     the frozen BPU adapters for the same pools and dims (docs/method.md#baselines), so it is the same
-    model whatever recurrent-training mode the BPUs use.
+    model whatever recurrent-training mode the BPUs use; with ``plasticity`` it also matches the
+    teaching-signal map the plastic BPUs train.
     """
     if name == MEAN_PREDICTOR:
         raise BPUInputError(
@@ -280,6 +314,7 @@ def build_model(
             target = expected_bpu_trainable_count(
                 len(sensory_idx), len(output_idx), input_dim, output_dim,
                 train_mode="frozen", nnz=int(W.nnz), n=int(W.shape[0]),
+                plastic=plasticity_rule(plasticity) != "none",
             )
             hidden = matched_gru_hidden(target, input_dim, output_dim)
         torch.manual_seed(seed)
@@ -288,7 +323,7 @@ def build_model(
     return BPU(
         W, sensory_idx, output_idx, K=K, input_dim=input_dim, output_dim=output_dim,
         reset_each_step=(name == NO_RECURRENCE), train_mode=train_mode, runtime=runtime,
-        device=device, dense_max_neurons=dense_max_neurons, input_init=input_init,
+        device=device, dense_max_neurons=dense_max_neurons, input_init=input_init, plasticity=plasticity,
     )
 
 

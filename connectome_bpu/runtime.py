@@ -222,6 +222,15 @@ class RecurrentOperator(nn.Module):
         param = self.trainable()
         return 0 if param is None else param.numel()
 
+    def entries(self, positions: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The current weights of some stored edges (trainable ones keep their gradient): sparse runtimes read
+        them by their CSR positions in ``float32_csr(W)``, dense runtimes by ``(rows, cols)``."""
+        if self.runtime == "dense":
+            matrix = self.W_rec if self.train_mode == "dense" else self.W_dense
+            return matrix[rows, cols]
+        values = self.W_rec_values if self.train_mode == "observed" else self.values
+        return values[positions]
+
     def step_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """Return ``H -> W @ H`` for the current weights, prepared once for a whole sequence.
 

@@ -166,7 +166,8 @@ def build_job_model(request: JobRequest, spec: AnyTaskSpec, device: torch.device
                         train_mode=mode, runtime=request.training_cfg["runtime"], device=device,
                         dense_max_neurons=request.training_cfg["dense_max_neurons"],
                         gru_max_hidden=request.training_cfg["gru_reference_max_hidden"],
-                        input_init=request.training_cfg["input_init"])
+                        input_init=request.training_cfg["input_init"],
+                        plasticity=request.training_cfg.get("plasticity"))
     return BuiltModel(model=model, K=K, matrix_sha256=matrix_sha, mode=mode)
 
 
@@ -177,6 +178,7 @@ def _fingerprint(request: JobRequest, built: BuiltModel, settings: TrainSettings
         "matrix": built.matrix_sha256, "settings": settings.__dict__, "mode": built.mode,
         "runtime": request.training_cfg["runtime"], "task": dict(request.task_cfg),
         "learning_rule": request.training_cfg.get("learning_rule", {}),
+        "plasticity": request.training_cfg.get("plasticity"),
         "splits": {name: str(arrays["content_sha256"]) for name, arrays in splits.items()},
     })
 

@@ -36,6 +36,7 @@ rule bpu_validation:
         task=task_of_experiment,
         mode=experiment_value("mode"),
         dense_max_neurons=experiment_value("config", "training", "dense_max_neurons"),
+        plasticity=experiment_value("config", "training", "plasticity"),
         primary=experiment_value("primary"),
         k_min=experiment_value("config", "graph", "k", "min"),
         k_max=experiment_value("config", "graph", "k", "max"),

@@ -66,6 +66,7 @@ rule summary:
         substrate=experiment_value("substrate"),
         task=experiment_value("task", "name"),
         mode=experiment_value("mode"),
+        plasticity=experiment_value("config", "training", "plasticity", "rule"),
         models=experiment_value("bptt_models"),
         primary=experiment_value("primary"),
         seeds=experiment_value("seeds"),

@@ -33,6 +33,10 @@ def _validated(config: dict) -> dict:
     (("synthetic_cx", "copies"), 1.5, "config key 'synthetic_cx.copies' has value 1.5; allowed: a value of type integer"),
     (("local_name",), "..", "config key 'local_name' has value '..'; allowed: a string matching"),
     (("local_name",), "../elsewhere", "config key 'local_name' has value '../elsewhere'"),
+    (("training", "plasticity", "retention"), 1.5,
+     "config key 'training.plasticity.retention' has value 1.5; allowed: a number <= 1"),
+    (("training", "plasticity", "rule"), "hebbian",
+     "config key 'training.plasticity.rule' has value 'hebbian'; allowed: one of 'none', 'modulated_depression'"),
 ])
 def test_schema_errors_name_key_value_and_allowed(key_path, value, expected):
     config = copy.deepcopy(BASE)
@@ -106,6 +110,10 @@ def test_no_experiments_means_one_named_after_substrate_task_and_mode():
     ({"name": "x", "task": {"train": {"T": 30}}}, "experiment 'x': config keys 'task.train.T' and 'task.val.T'"),
     ({"name": "x", "connectome": "local", "local_name": "tasks", "local_exports": str(REPO / "tests")},
      "does not contain neurons.csv"),
+    ({"name": "x", "training": {"plasticity": {"rule": "modulated_depression"},
+                                "learning_rules": {"arms": ["bptt", "fa"]}}},
+     "experiment 'x': config keys 'training.learning_rules.arms' (fa) and 'training.plasticity.rule' "
+     "(modulated_depression)"),
 ])
 def test_each_experiment_is_validated_with_its_name_and_key(experiment, expected):
     with pytest.raises(BPUInputError) as err:

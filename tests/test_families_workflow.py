@@ -19,6 +19,8 @@ pytestmark = pytest.mark.workflow
 ASSOCIATIVE = {"name": "mb_associative", "train": {"count": 64}, "val": {"count": 32}, "test": {"count": 32},
                "associative": {"odours": 12, "odour_dim": 12, "per_episode": 3, "reversals": 1}}
 CONTROLS = ["random", "degree_shuffle", "weight_shuffle", "no_recurrence"]
+# The associative conditions learn within an episode by depressing the synapses onto output neurons (docs/plasticity.md).
+PLASTIC = {"plasticity": {"rule": "modulated_depression", "retention": 0.9}}
 OPTIC = {"name": "optic_flow", "train": {"count": 64}, "val": {"count": 32}, "test": {"count": 32},
          "optic_flow": {"hex_rings": 2, "frames": 6, "panorama_height": 24, "panorama_width": 64}}
 OPTIC_CONTROLS = ["random_sparse"]     # the other Gaussian control is validated in tests/test_controls.py
@@ -28,9 +30,10 @@ CONFIG = {
     "models": ["connectome_bpu"],
     "task": {"sample_efficiency_fractions": [1.0]},
     "experiments": [
-        {"name": "assoc_mb", "connectome": "synthetic_mb", "task": ASSOCIATIVE, "models": ["connectome_bpu", *CONTROLS]},
-        {"name": "assoc_cx", "connectome": "synthetic_cx", "task": ASSOCIATIVE},
-        {"name": "assoc_cx_sized", "connectome": "synthetic_cx", "task": ASSOCIATIVE,
+        {"name": "assoc_mb", "connectome": "synthetic_mb", "task": ASSOCIATIVE, "models": ["connectome_bpu", *CONTROLS],
+         "training": PLASTIC},
+        {"name": "assoc_cx", "connectome": "synthetic_cx", "task": ASSOCIATIVE, "training": PLASTIC},
+        {"name": "assoc_cx_sized", "connectome": "synthetic_cx", "task": ASSOCIATIVE, "training": PLASTIC,
          "size_match": {"like": "assoc_mb", "seed": 0}},
         {"name": "landmark_cx", "connectome": "synthetic_cx", "task": {"name": "cx_landmark_bump"}},
         {"name": "path_mb", "connectome": "synthetic_mb", "task": {"name": "cx_landmark_bump"}},
@@ -85,11 +88,17 @@ def test_associative_family_tables_figures_and_summary(run):
     assert set(paired["control"]) >= set(CONTROLS) and "reversal_probe_accuracy" in set(paired["metric"])
     summary = (results / "summary.md").read_text()
     assert "synthetic_mb" in summary and "SYNTHETIC" in summary and "reversal_probe_accuracy" in summary
+    assert "the synapses onto output neurons are depressed by a teaching signal" in summary
     for name in ("loss_curve", "accuracy_by_phase", "sample_efficiency"):
         assert (results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     assert not (results / "figures" / "error_vs_noise.png").exists()
     history = pd.read_csv(results / "loss_history.csv")
     assert np.isfinite(history["val_loss"]).all()
+    # every BPU job of the condition ran with plasticity, and the validation report checked its surface
+    variants = {p.name for p in (workdir / "results/synthetic_mb/runs").glob("mb_associative*/*")}
+    assert "untrained" in variants and all(v.startswith("frozen_plastic-") for v in variants - {"untrained"}), variants
+    surface = (results / "reports/bpu_validation.md").read_text()
+    assert "- PASS: connectome_bpu (frozen) exposes only W_in, b_in, W_out, b_out, plastic.W_mod, plastic.b_mod" in surface
 
 
 def test_every_control_of_every_seed_is_matched_in_spectral_radius(run):

@@ -33,6 +33,13 @@ MODE_SENTENCES = {
     "observed": "every observed connectome edge is a trainable weight (support fixed, signs and magnitudes free)",
     "dense": "the full N x N recurrent matrix trains (support not preserved)",
 }
+# Added to the mode's sentence when the experiment turns within-episode plasticity on (docs/plasticity.md).
+PLASTICITY_SENTENCES = {
+    "none": "",
+    "modulated_depression": "; within each sequence the synapses onto output neurons are depressed by a teaching "
+                            "signal read from the input (modulated_depression, docs/plasticity.md), the same rule for "
+                            "the connectome and every topology control",
+}
 UNITS = {"loss": "", "heading_angular_error": " (rad)", "heading_bump_angular_error": " (rad)",
          "home_bearing_angular_error": " (rad)", "final_home_bearing_angular_error": " (rad)",
          "position_rmse": " (world units)", "home_distance_rmse": " (world units)",
@@ -151,7 +158,7 @@ def _row_verdict(row: pd.Series) -> str:
 
 def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, seeds: list[int], n_train: int,
                      train_T: int, models: list[str], primary: str, summary: pd.DataFrame,
-                     paired: pd.DataFrame, level: float) -> str:
+                     paired: pd.DataFrame, level: float, plasticity: str = "none") -> str:
     kind = KINDS.get(metadata.get("connectome", ""), None)
     description = kind.description if kind else metadata.get("connectome", substrate)
     metrics = list(METRIC_COLUMNS[task])
@@ -162,7 +169,8 @@ def summary_markdown(*, metadata: dict, substrate: str, task: str, mode: str, se
         lines += ["**SYNTHETIC SUBSTRATE**: " + SYNTHETIC_NOTES.get(
             metadata.get("connectome", ""), f"`{substrate}` is procedurally generated, not data from an animal."), ""]
     lines += [
-        f"This benchmark uses the {description} (`{substrate}`) as a recurrent core; {MODE_SENTENCES[mode]}. "
+        f"This benchmark uses the {description} (`{substrate}`) as a recurrent core; {MODE_SENTENCES[mode]}"
+        f"{PLASTICITY_SENTENCES[plasticity]}. "
         f"It is compared with matched controls of the same size and with trivial and recurrent baselines on "
         f"`{task}`.", "",
         f"- Primary substrate: `{metadata['primary_matrix']}`; N=`{metadata['N']}`, edges=`{metadata['unsigned_edge_count']}`, "

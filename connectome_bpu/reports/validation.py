@@ -208,7 +208,8 @@ def split_lines(split_paths: Sequence[str | Path], task_cfg: dict) -> list[Line]
 
 
 def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: str | Path, *, task_cfg: dict,
-                        train_mode: str, dense_max_neurons: int, model_name: str) -> list[Line]:
+                        train_mode: str, dense_max_neurons: int, model_name: str,
+                        plasticity: dict | None = None) -> list[Line]:
     """A freshly built model exposes exactly the trainable surface of its mode (docs/method.md#bpu)."""
     import torch
 
@@ -222,16 +223,21 @@ def model_surface_lines(graph_dir: str | Path, pools_path: str | Path, k_path: s
         primary = load_primary(graph_dir)
         model = build_model(model_name, W=primary.matrix, sensory_idx=sensory, output_idx=output, K=K,
                             input_dim=spec.input_dim, output_dim=spec.output_dim, seed=0, train_mode=train_mode,
-                            runtime="auto", device=torch.device("cpu"), dense_max_neurons=dense_max_neurons)
+                            runtime="auto", device=torch.device("cpu"), dense_max_neurons=dense_max_neurons,
+                            plasticity=plasticity)
     except BPUInputError as err:
         return [Check(False, f"{model_name} can be built in `{train_mode}` mode ({err})", key="surface.buildable")]
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     recurrent = {"frozen": [], "observed": ["W_rec_values"], "dense": ["W_rec"]}[train_mode]
+    plastic = model.plastic is not None
+    expected_names = recurrent + ["W_in", "b_in", "W_out", "b_out"] + (["plastic.W_mod", "plastic.b_mod"] if plastic
+                                                                      else [])
     expected = expected_bpu_trainable_count(len(sensory), len(output), spec.input_dim, spec.output_dim,
-                                            train_mode=train_mode, nnz=int(primary.matrix.nnz), n=primary.matrix.shape[0])
-    surface = ", ".join(recurrent + ["W_in", "b_in", "W_out", "b_out"])
+                                            train_mode=train_mode, nnz=int(primary.matrix.nnz), n=primary.matrix.shape[0],
+                                            plastic=plastic)
+    surface = ", ".join(expected_names)
     return [
-        check(names == recurrent + ["W_in", "b_in", "W_out", "b_out"],
+        check(names == expected_names,
               f"{model_name} ({train_mode}) exposes only {surface} as trainable (found: {', '.join(names)})",
               key="surface.trainable_names"),
         check(trainable_parameter_count(model) == expected,

@@ -35,7 +35,7 @@ def bpu_validation(smk: Any) -> None:
                                  k_max=smk.params.k_max, spectral_kwargs=dict(smk.params.spectral))
     lines += model_surface_lines(graph_dir, smk.input.pools, smk.input.k, task_cfg=dict(smk.params.task),
                                  train_mode=smk.params.mode, dense_max_neurons=smk.params.dense_max_neurons,
-                                 model_name=smk.params.primary)
+                                 model_name=smk.params.primary, plasticity=dict(smk.params.plasticity))
     text = render_report("BPU Validation", lines, preamble(read_json(smk.input.metadata)))
     atomic.write_text(smk.output[0], text)
 

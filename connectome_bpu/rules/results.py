@@ -82,7 +82,8 @@ def figure(smk: Any) -> None:
 def summary(smk: Any) -> None:
     """``summary.md``: the experiment's question, its models beside the baselines, and the paired verdicts."""
     text = summary_markdown(metadata=read_json(smk.input.metadata), substrate=smk.params.substrate,
-                            task=smk.params.task, mode=smk.params.mode, seeds=list(smk.params.seeds),
+                            task=smk.params.task, mode=smk.params.mode, plasticity=smk.params.plasticity,
+                            seeds=list(smk.params.seeds),
                             n_train=smk.params.n_train, train_T=smk.params.train_T, models=list(smk.params.models),
                             primary=smk.params.primary, summary=pd.read_csv(smk.input.summary),
                             paired=pd.read_csv(smk.input.paired), level=smk.params.interval)
