@@ -485,4 +485,7 @@ def build_arm(model: nn.Module, spec: AnyTaskSpec, params: Mapping[str, Any], se
         raise BPUInputError(f"learning rule {arm!r} trains a BPU's adapters; got {type(model).__name__}")
     if arm not in ("tbptt", READOUT) and model.train_mode != "frozen":
         raise BPUInputError(f"learning rule {arm!r} needs a frozen core; this model's core is {model.train_mode}")
+    if model.plastic is not None:
+        raise BPUInputError(f"learning rule {arm!r} credits the adapters of a core without within-episode plasticity; "
+                            "this model's synapses onto output neurons are plastic (training.plasticity)")
     return ARM_CLASSES[arm](model, spec, params, seed)

@@ -11,6 +11,8 @@ import torch
 import yaml
 
 from conftest import REPO
+from connectome_bpu.arms import build_arm
+from connectome_bpu.associative import AssociativeSpec
 from connectome_bpu.errors import BPUInputError
 from connectome_bpu.experiments import training_variant
 from connectome_bpu.models import (
@@ -152,6 +154,8 @@ def test_bad_settings_are_refused_with_the_key():
         BPU(W, S, O, K=2, input_dim=3, output_dim=1, device=CPU, plasticity={**ON, "retention": 1.5})
     with pytest.raises(BPUInputError, match="training.plasticity.rule"):
         BPU(W, S, O, K=2, input_dim=3, output_dim=1, device=CPU, plasticity={**ON, "rule": "hebbian"})
+    with pytest.raises(BPUInputError, match="synapses onto output neurons are plastic"):
+        build_arm(plastic_model(W, S, O, d_out=1), AssociativeSpec(), {"arm": "fa"}, seed=0)
     cut = W.tolil()
     cut[O, :] = 0
     with pytest.raises(BPUInputError, match="no stored edge ends on an output-pool neuron"):
