@@ -52,7 +52,8 @@ def resolve_cross_region(config: Mapping[str, Any], experiments: Mapping[str, Ex
     """The ``cross_region`` entries of a config, checked against its experiments; one error lists every problem.
 
     The conditions of a family must be distinct experiments on the same task variant (same splits), the
-    same seeds and the same recurrent mode, with the matched and mismatched ones on different substrates,
+    same seeds and the same training settings (recurrent mode, plasticity and every other number-changing
+    training knob), with the matched and mismatched ones on different substrates,
     and a size-matched condition must be size-matched to the matched one: otherwise their per-seed
     differences would not be paired comparisons of regions.
     """
@@ -70,7 +71,8 @@ def resolve_cross_region(config: Mapping[str, Any], experiments: Mapping[str, Ex
         runs = [experiments[name] for name in names]
         if len(set(names)) < len(names):
             problems.append(f"{label}: its conditions must be different experiments; got {names}")
-        for key, what in (("task_variant", "task and splits"), ("seeds", "seeds"), ("mode", "recurrent mode")):
+        for key, what in (("task_variant", "task and splits"), ("seeds", "seeds"),
+                          ("training", "training settings (recurrent mode, plasticity, optimiser)")):
             values = {str(getattr(run, key)) for run in runs}
             if len(values) > 1:
                 problems.append(f"{label}: experiments {', '.join(names)} must share their {what}; found "

@@ -55,6 +55,8 @@ def test_size_matched_experiment_gets_its_own_substrate_and_keeps_its_source():
     ([{"family": "assoc", "matched": "assoc_cx", "mismatched": "assoc_cx_sized"},
       {"family": "assoc", "matched": "assoc_mb", "mismatched": "assoc_cx"}], EXPERIMENTS, "family names must be unique"),
     ([{**FAMILIES[0], "size_matched": "assoc_cx"}], EXPERIMENTS, "must set size_match.like"),
+    ([FAMILIES[0]], [{**e, "training": {"plasticity": {"rule": "modulated_depression", "retention": 0.9}}}
+                     if e["name"] == "assoc_mb" else e for e in EXPERIMENTS], "must share their training settings"),
     ([{"family": "path", "matched": "path_cx", "mismatched": "path_cx2"}],
      EXPERIMENTS + [{"name": "path_cx2", "connectome": "synthetic_cx", "seeds": [0, 1]}], "same substrate"),
 ])
