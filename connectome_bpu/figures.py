@@ -188,6 +188,9 @@ def sample_efficiency(summary: pd.DataFrame, *, task: str, T: int, models: list[
         ax.set_xscale("log")
         ticks = np.sort(rows["n_train"].unique())
         ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+        # Fixed margins: with one training size, autoscaling would stretch the models' small sideways offsets
+        # over the whole axis, as if they had been trained on different numbers of sequences.
+        ax.set_xlim(ticks[0] / 1.6, ticks[-1] * 1.6)
         ax.minorticks_off()
         ax.set_xlabel("Training sequences (nested subsets of the train split, log scale)")
         ax.set_ylabel(f"{ylabel} at T={T}")
