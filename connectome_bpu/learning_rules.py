@@ -55,7 +55,7 @@ def learning_rule_problems(config: Mapping[str, Any]) -> list[str]:
     if arms and config["training"]["plasticity"]["rule"] != "none":
         problems.append(f"config keys 'training.learning_rules.arms' ({', '.join(arms)}) and "
                         f"'training.plasticity.rule' ({config['training']['plasticity']['rule']}): the arms credit "
-                        "the adapters of a core without fast weights; use plasticity rule none, or only bptt")
+                        "the adapters of a core without within-episode plasticity; use plasticity rule none, or only bptt")
     task = config["task"]["name"]
     stepwise = [arm for arm in arms if arm != READOUT]   # the floor scores whole sequences, like bptt
     if stepwise and task not in STEPWISE_TASKS:
