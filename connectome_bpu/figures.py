@@ -111,6 +111,19 @@ def _finish(fig, axes, title: str, options: FigureOptions, synthetic: bool, path
     return fig
 
 
+def _wrapped_name(name: str, width: int = 22) -> str:
+    """A long identifier (a size-matched substrate's name) split at its hyphens into lines of about ``width``
+    characters, so neighbouring tick labels do not run into each other."""
+    lines = [""]
+    for part in name.split("-"):
+        piece = part if not lines[-1] else f"-{part}"
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append(piece)
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)
+
+
 def _dodge(x: np.ndarray, index: int, count: int, *, log: bool = False) -> np.ndarray:
     """Shift model ``index`` of ``count`` sideways a little so error bars at the same x stay readable."""
     x = np.asarray(x, dtype=float)
@@ -322,7 +335,8 @@ def cross_region_success(success: pd.DataFrame, *, options: FigureOptions, synth
                         capsize=4)
             ax.scatter(np.full(values.size, i), values, s=14, color="black", zorder=3)
         ax.set_xticks(range(len(conditions)),
-                      [f"{c}\n{rows.loc[rows['condition'] == c, 'substrate'].iloc[0]}" for c in conditions], fontsize=8)
+                      [f"{c}\n{_wrapped_name(rows.loc[rows['condition'] == c, 'substrate'].iloc[0])}"
+                       for c in conditions], fontsize=8)
         metric = str(rows["metric"].iloc[0])
         better = "higher" if bool(rows["higher_is_better"].iloc[0]) else "lower"
         ax.set_ylabel(f"{metric} ({better} is better)")

@@ -254,3 +254,11 @@ def test_error_by_preset_puts_presets_in_order_with_seed_intervals():
     segments = vertical.get_segments()
     assert segments[0][1][1] - segments[0][0][1] == pytest.approx(2 * HALF_3, rel=1e-3)
     assert "SYNTHETIC" in fig._suptitle.get_text()
+
+
+def test_long_substrate_names_wrap_at_hyphens_for_tick_labels():
+    name = "synthetic_cx-sized-synthetic_mb-0f5c4b01-s0"
+    wrapped = figures._wrapped_name(name)
+    assert wrapped.replace("\n", "") == name and wrapped.count("\n") == 2
+    assert all(len(line) <= 22 for line in wrapped.splitlines())
+    assert figures._wrapped_name("synthetic_cx") == "synthetic_cx"
