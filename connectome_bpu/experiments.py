@@ -37,6 +37,7 @@ from .model_names import (
     primary_model_name,
     resolved_models,
 )
+from .plasticity_settings import is_plastic
 from .substrates import is_synthetic
 from .tasks import nested_train_subset, split_plan, task_spec
 
@@ -185,7 +186,7 @@ def training_params(training_cfg: Mapping[str, Any], arm: str = BPTT) -> dict[st
     """The training settings that change a trained model's numbers (for an arm other than bptt, with its knobs;
     the plasticity block only where it is on, so configs without it keep their result directories)."""
     params = {k: training_cfg[k] for k in TRAINING_KEYS}
-    if is_plastic(training_cfg):
+    if is_plastic(training_cfg.get("plasticity")):
         params["plasticity"] = dict(training_cfg["plasticity"])
     if arm != BPTT:
         params["learning_rule"] = arm_params(training_cfg["learning_rules"], arm)
@@ -196,14 +197,9 @@ def training_variant(training_cfg: Mapping[str, Any], arm: str = BPTT) -> str:
     """``<mode>-<hash>``: the recurrent mode, readable, and a hash of every number-changing knob; an arm other
     than bptt adds ``-<arm>`` so its job directories say how they learnt."""
     suffix = "" if arm == BPTT else f"-{arm}"
-    mode = training_cfg["train_recurrent"] + ("_plastic" if is_plastic(training_cfg) else "")
+    mode = training_cfg["train_recurrent"] + ("_plastic" if is_plastic(training_cfg.get("plasticity")) else "")
     return f"{mode}-{short_hash(training_params(training_cfg, arm))}{suffix}"
 
-
-def is_plastic(training_cfg: Mapping[str, Any]) -> bool:
-    """Whether a training block turns on within-episode plasticity (a config without the block has none; the
-    schema has already checked the rule's name, and connectome_bpu.plasticity checks it again where it runs)."""
-    return (training_cfg.get("plasticity") or {}).get("rule", "none") != "none"
 
 
 def substrate_settings(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .model_names import BPTT, READOUT
+from .plasticity_settings import is_plastic
 
 TRUNCATED_ARMS = ("tbptt", "ccdni")          # credit cut at ``window`` timesteps
 FEEDBACK_ARMS = ("fa", "pal")                # W_out^T replaced by a feedback matrix
@@ -52,7 +53,7 @@ def learning_rule_problems(config: Mapping[str, Any]) -> list[str]:
         problems.append(f"config keys 'training.learning_rules.arms' ({', '.join(frozen_only)}) and "
                         f"'training.train_recurrent' ({mode}): these arms credit the input adapter through a frozen "
                         "core (W_rec fixed); use train_recurrent: frozen, or only bptt/tbptt with a trained core")
-    if arms and config["training"]["plasticity"]["rule"] != "none":
+    if arms and is_plastic(config["training"]["plasticity"]):
         problems.append(f"config keys 'training.learning_rules.arms' ({', '.join(arms)}) and "
                         f"'training.plasticity.rule' ({config['training']['plasticity']['rule']}): the arms credit "
                         "the adapters of a core without within-episode plasticity; use plasticity rule none, or only bptt")

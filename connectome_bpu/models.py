@@ -17,7 +17,8 @@ from torch import nn
 
 from .errors import BPUInputError
 from .model_names import MEAN_PREDICTOR, MODEL_NAMES, NO_RECURRENCE
-from .plasticity import OutputPlasticity, plastic_parameter_count, plasticity_rule
+from .plasticity import OutputPlasticity
+from .plasticity_settings import is_plastic, plastic_parameter_count
 from .runtime import TRAIN_MODES, build_operator
 
 
@@ -134,7 +135,7 @@ class BPU(nn.Module):
         self.register_buffer("sensory_idx", sensory.to(device), persistent=False)
         self.register_buffer("output_idx", output.to(device), persistent=False)
         self.plastic = None
-        if plasticity_rule(plasticity) != "none":
+        if is_plastic(plasticity):
             self.plastic = OutputPlasticity(W, output, input_dim=d_in, retention=plasticity["retention"],
                                             device=device)
 
@@ -314,7 +315,7 @@ def build_model(
             target = expected_bpu_trainable_count(
                 len(sensory_idx), len(output_idx), input_dim, output_dim,
                 train_mode="frozen", nnz=int(W.nnz), n=int(W.shape[0]),
-                plastic=plasticity_rule(plasticity) != "none",
+                plastic=is_plastic(plasticity),
             )
             hidden = matched_gru_hidden(target, input_dim, output_dim)
         torch.manual_seed(seed)

@@ -39,21 +39,7 @@ from torch import nn
 from .errors import BPUInputError
 from .matrix import float32_csr
 
-PLASTICITY_RULES = ("none", "modulated_depression")
 _TINY = 1e-12   # keeps the threshold finite when no plastic synapse carried any activity
-
-
-def plasticity_rule(settings) -> str:
-    """The rule named by a ``training.plasticity`` block (absent or None: ``none``), validated."""
-    rule = "none" if not settings else settings.get("rule", "none")
-    if rule not in PLASTICITY_RULES:
-        raise BPUInputError(f"training.plasticity.rule is {rule!r}; expected one of {', '.join(PLASTICITY_RULES)}")
-    return rule
-
-
-def plastic_parameter_count(n_output: int, d_in: int) -> int:
-    """Trainable scalars the rule adds: the teaching-signal map ``W_mod`` (n_o x d_in) and its bias ``b_mod``."""
-    return n_output * d_in + n_output
 
 
 class OutputPlasticity(nn.Module):
@@ -67,13 +53,16 @@ class OutputPlasticity(nn.Module):
         self.retention = float(retention)
         csr = float32_csr(W)   # the operator's own edge order, so CSR positions address its values
         rows = output_idx.cpu().numpy()
-        starts, stops = csr.indptr[rows], csr.indptr[rows + 1]
-        counts = stops - starts
+        starts = csr.indptr[rows]
+        counts = csr.indptr[rows + 1] - starts
         if counts.sum() == 0:
             raise BPUInputError("training.plasticity: no stored edge ends on an output-pool neuron, so there is "
                                 "no synapse to make plastic")
-        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
+        # Every stored position of every output row, vectorised (the output pool can hold thousands of neurons):
+        # the row's start repeated over its edges plus each edge's rank within its row.
         slot = np.repeat(np.arange(rows.size), counts)
+        first = np.cumsum(counts) - counts      # index of each row's first edge among the plastic synapses
+        positions = starts[slot] + np.arange(slot.size) - first[slot]
         # Drawn on the CPU generator after the adapters, so every BPU variant of a seed starts alike.
         bound = 1.0 / math.sqrt(input_dim)
         self.W_mod = nn.Parameter(torch.empty(rows.size, input_dim).uniform_(-bound, bound).to(device))

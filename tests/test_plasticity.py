@@ -22,7 +22,7 @@ from connectome_bpu.models import (
     matched_gru_hidden,
     trainable_parameter_count,
 )
-from connectome_bpu.plasticity import plastic_parameter_count
+from connectome_bpu.plasticity_settings import plastic_parameter_count
 
 CPU = torch.device("cpu")
 ON = {"rule": "modulated_depression", "retention": 0.8}
