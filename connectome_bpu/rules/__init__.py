@@ -7,10 +7,18 @@ module runs them: package logging and warnings go to the rule's ``log:`` file, a
 package diagnosed (:class:`BPUInputError`, :class:`GraphError`) reaches the user as one plain block
 naming the rule and the log instead of a traceback. Any other exception is a bug and keeps its
 traceback. Outputs are written atomically, so a failed job leaves nothing half-written.
+
+Each job is a fresh Python process that imports torch, pandas or scipy and exits minutes (or seconds) later.
+Its scripts pause garbage collection while those imports run (``workflow_scripts/_package.py``);
+:func:`run_rule` then freezes everything imported out of later collections and collects the rule's own
+garbage as usual, and freezes again before exit, when the interpreter would otherwise walk every object once
+more. A tiny training job (the test suite's config) costs 2.8 s of CPU instead of 3.9 s this way; at real
+sizes the same second is saved, small beside the training itself.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -50,6 +58,8 @@ def error_block(rule: str, error: Exception, log_path: str | None) -> str:
 def run_rule(smk: Any, function: Callable[[Any], Any]) -> Any:
     """Run ``function(smk)`` with logging routed to ``smk.log[0]``; diagnosed errors exit cleanly."""
     log_path = smk.log[0] if len(smk.log) else None
+    gc.freeze()   # the imports' objects live until exit: keep them out of every collection from here on
+    gc.enable()
     with rule_logging(log_path) as log:
         started = time.perf_counter()
         log.info("rule %s started (wildcards: %s)", smk.rule, dict(smk.wildcards.items()))
@@ -63,4 +73,5 @@ def run_rule(smk: Any, function: Callable[[Any], Any]) -> Any:
             log.exception("rule %s failed", smk.rule)
             raise
         log.info("rule %s finished in %.2f s", smk.rule, time.perf_counter() - started)
+        gc.freeze()   # the process exits next; spare it the collection of everything at shutdown
         return result
