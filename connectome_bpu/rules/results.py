@@ -1,4 +1,8 @@
-"""Rules of ``rules/results.smk``: an experiment's aggregated tables, figures, summary and manifest."""
+"""Rules of ``rules/results.smk``: an experiment's aggregated tables, figures, summary and manifest.
+
+Each rule imports what only it needs inside its function (matplotlib for figures, scipy.stats for the sweep
+statistics): these jobs are short, and their imports are most of what they cost.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from .. import atomic
-from .. import figures as fig
-from .. import sweep_statistics as sweep
 from ..atomic import read_json
-from ..metrics import PRIMARY_METRIC
-from ..model_names import comparison_sets
-from ..provenance import build_manifest
-from ..reports.summary import summary_markdown
-from ..results import concat_job_tables, paired_differences, summarise
-from ..tasks import split_plan
 
 LOG = logging.getLogger(__name__)
 
@@ -26,6 +19,11 @@ LOG = logging.getLogger(__name__)
 def aggregate(smk: Any) -> None:
     """Stack the per-job metric and history files; summarise over seeds; pair the connectome with each model
     (within each learning-rule arm: ``model_names.comparison_sets``)."""
+    import pandas as pd
+
+    from ..model_names import comparison_sets
+    from ..results import concat_job_tables, paired_differences, summarise
+
     models, task, level = list(smk.params.models), smk.params.task, smk.params.interval
     by_seed = concat_job_tables(smk.input.metrics, models)
     history = concat_job_tables(smk.input.histories, models)
@@ -45,6 +43,14 @@ def aggregate(smk: Any) -> None:
 
 def figure(smk: Any) -> None:
     """One figure (named by the ``figure`` wildcard), seeds aggregated into interval bars or bands."""
+    import numpy as np
+    import pandas as pd
+
+    from .. import figures as fig
+    from ..metrics import PRIMARY_METRIC
+    from ..results import summarise
+    from ..tasks import split_plan
+
     options = fig.FigureOptions.from_config(smk.params.options)
     synthetic = bool(read_json(smk.input.metadata).get("synthetic"))
     name, task, models = smk.wildcards.figure, smk.params.task, list(smk.params.models)
@@ -81,6 +87,10 @@ def figure(smk: Any) -> None:
 
 def summary(smk: Any) -> None:
     """``summary.md``: the experiment's question, its models beside the baselines, and the paired verdicts."""
+    import pandas as pd
+
+    from ..reports.summary import summary_markdown
+
     text = summary_markdown(metadata=read_json(smk.input.metadata), substrate=smk.params.substrate,
                             task=smk.params.task, mode=smk.params.mode, plasticity=smk.params.plasticity,
                             seeds=list(smk.params.seeds),
@@ -92,6 +102,10 @@ def summary(smk: Any) -> None:
 
 def sweep_statistics(smk: Any) -> None:
     """Leaderboard, paired and matched-topology comparisons (t, sign-flip and Wilcoxon, Holm) and sweep_report.md."""
+    import pandas as pd
+
+    from .. import sweep_statistics as sweep
+
     result = sweep.sweep_statistics(pd.read_csv(smk.input.by_seed), experiment=smk.wildcards.experiment,
                                     task=smk.params.task, primary=smk.params.primary, models=list(smk.params.models),
                                     split=smk.params.split, T=smk.params.train_T, n_train=smk.params.n_train,
@@ -104,6 +118,8 @@ def sweep_statistics(smk: Any) -> None:
 
 def manifest(smk: Any) -> None:
     """``run_manifest.json``: git commit, resolved config, package versions and sha256 of every artifact."""
+    from ..provenance import build_manifest
+
     record = build_manifest(list(smk.input), config=dict(smk.params.config))
     atomic.write_json(smk.output[0], record)
     LOG.info("manifest of %d files written to %s", len(record["files"]), smk.output[0])
