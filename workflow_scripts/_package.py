@@ -1,10 +1,8 @@
 """Make the repository's package importable from a rule's script, whatever environment runs it
 (a conda env made from envs/*.yaml does not have the package installed).
 
-Every rule script imports this module first, so it also pauses garbage collection for the rule's imports:
-torch, pandas and scipy create about a million long-lived objects, and the collections they would trigger
-(and the final one at exit) cost a training job about a second of CPU. ``run_rule`` resumes it
-(see ``connectome_bpu.rules``).
+Every rule script imports this module first, so it also pauses garbage collection for the rule's imports;
+``run_rule`` resumes it (why: ``connectome_bpu.rules``).
 """
 import gc
 import sys
