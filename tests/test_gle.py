@@ -130,7 +130,7 @@ def test_online_learning_keeps_no_graph_and_no_history():
         for _ in range(steps):
             y = net.step_online(x, target, optimizer)
         assert not y.requires_grad and y.grad_fn is None
-        states = net.state.u + net.state.v + net.state.r + net.state.e
+        states = net.state.u + net.state.v + net.state.r + net.state.e + net.state.slope
         assert all(not t.requires_grad and t.grad_fn is None for t in states)
         del states
         counts.append(_live_tensor_count())
@@ -210,3 +210,30 @@ def test_time_constants_written_in_place_reach_the_next_step():
         net.reset_state(2)
     assert torch.equal(slow.run_sequence(xs), fast.run_sequence(xs))
     assert not torch.equal(reference.run_sequence(xs), fast.run_sequence(xs))
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+def test_delayed_errors_read_the_previous_output_and_slope(delayed):
+    # One instantaneous tanh layer: its error is (target - y) * (1 - y^2), of this step's output or the last one's.
+    net = GLENetwork([2, 3], 1.0, 1.0, "tanh", "tanh", delayed_errors=delayed, seed=0)
+    net.reset_state(4)
+    x1, x2, target = torch.randn(4, 2), torch.randn(4, 2), torch.randn(4, 3)
+    y1 = net.step_online(x1, target)
+    y2 = net.step_online(x2, target)
+    y = y1 if delayed else y2
+    assert not torch.equal(y1, y2)
+    torch.testing.assert_close(net.state.e[-1], (target - y) * (1.0 - y * y))
+
+
+def test_resize_state_keeps_the_running_state():
+    net = GLENetwork([1, 3, 2], 3.0, 1.0, seed=0)
+    assert net.resize_state(2).u[0].shape == (2, 3)  # no state yet: from rest
+    assert all(float(t.abs().sum()) == 0.0 for t in net.state.u + net.state.r)
+    for x in torch.randn(5, 2, 1):
+        net.step_online(x)
+    before = [t.clone() for t in net.state.u + net.state.r + net.state.slope]
+    net.resize_state(5)  # grows by repeating the rows in order
+    grown = net.state.u + net.state.r + net.state.slope
+    assert all(torch.equal(g, torch.cat([b, b, b])[:5]) for g, b in zip(grown, before))
+    net.resize_state(1)  # shrinks to the first rows
+    assert all(torch.equal(s, b[:1]) for s, b in zip(net.state.u + net.state.r + net.state.slope, before))

@@ -9,11 +9,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from connectome_bpu.gle_checks import (
     LAG_FAST,
     MNIST1D_FAST,
     lag_inputs,
+    mnist1d_evaluate,
+    mnist1d_network,
     mnist1d_splits,
     plot_lag_check,
     plot_mnist1d_check,
@@ -95,3 +98,16 @@ def test_figures_are_written(tmp_path, lag_tables, mnist_tables):
         path = tmp_path / f"{plot.__name__}.png"
         plot(tables, path)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mnist1d_evaluation_from_rest_ignores_history_and_the_running_state_does_not():
+    splits = mnist1d_splits(MNIST1D_FAST)
+    xs, labels = splits["test"][0][:, :50], splits["test"][1][:50]
+    net = mnist1d_network(MNIST1D_FAST, "gle", 0)
+    net.reset_state(50)
+    net.run_sequence(3.0 * torch.ones(20, 50, 1))  # leave the network far from rest
+    from_rest = [mnist1d_evaluate(net, xs, labels) for _ in range(2)]
+    assert from_rest[0] == from_rest[1]
+    net.run_sequence(3.0 * torch.ones(20, 50, 1))
+    running = mnist1d_evaluate(net, xs, labels, carry_state=True)
+    assert running[1] != from_rest[0][1]
