@@ -216,7 +216,7 @@ class MnistSettings:
     beta: float = 1.0
     # The published stepping: the network is never reset (training, validation and test continue one running
     # state) and every unit's error reads the previous step's output and slope. Together they speed up the first
-    # epochs, not (on two seeds) where training ends (docs/learning_rule_arms.md); False/False starts every batch
+    # epochs, not (four seeds) where training ends (docs/learning_rule_arms.md); False/False starts every batch
     # from rest with same-step errors.
     carry_state: bool = True
     delayed_errors: bool = True
