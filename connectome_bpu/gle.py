@@ -231,8 +231,8 @@ class GLENetwork(nn.Module):
     def __init__(self, sizes: Sequence[int], tau_m: TauLike | Sequence[TauLike], tau_r: TauLike | Sequence[TauLike],
                  activation: str | Sequence[str] = "tanh", output_activation: str = "identity", *, dt: float = 1.0,
                  gamma: float = 0.0, beta: float = 1.0, loss: str = "mse", prospective_errors: bool = True,
-                 delayed_errors: bool = False, learn_tau_m: bool = False, tau_floor: float | None = None, bias: bool = True, seed: int = 0,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 delayed_errors: bool = False, learn_tau_m: bool = False, tau_floor: float | None = None,
+                 bias: bool = True, seed: int = 0, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -291,7 +291,7 @@ class GLENetwork(nn.Module):
             return self.reset_state(batch_size)
 
         def fit(rows: Tensor) -> Tensor:
-            return rows.repeat(-(-batch_size // rows.shape[0]), 1)[:batch_size].clone()
+            return rows.repeat(-(-batch_size // rows.shape[0]), 1)[:batch_size]  # repeat copies: no aliasing
 
         old = self.state
         self.state = GLEState(*([fit(t) for t in part] for part in (old.u, old.v, old.r, old.e, old.slope)))
