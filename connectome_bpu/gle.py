@@ -129,14 +129,16 @@ LOSSES = ("mse", "cross_entropy")
 @dataclass
 class GLEState:
     """What the network carries from one dt to the next, per layer: voltages u, error low-pass v, rates r,
-    prospective errors e and slopes phi'(u_breve) (read by ``delayed_errors``). O(units), whatever the
-    sequence length."""
+    prospective errors e, slopes phi'(u_breve) (read by ``delayed_errors``) and ``down``, the error each
+    hidden layer receives from the layer above: W_{l+1}^T e_{l+1}, formed in the step e_{l+1} was made,
+    with the weights of that step (before its update). O(units), whatever the sequence length."""
 
     u: list[Tensor]
     v: list[Tensor]
     r: list[Tensor]
     e: list[Tensor]
     slope: list[Tensor]
+    down: list[Tensor]
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,13 @@ class GLENetwork(nn.Module):
       the input x_t enters layer 0 at the step it is given; the output is y = r_L;
     * errors: inst_L = phi_L'(u_breve_L) e_out with e_out = beta (target - y) (``loss="mse"``) or
       beta (onehot(target) - softmax(y)) (``loss="cross_entropy"``, target = class indices);
-      inst_l = phi_l'(u_breve_l) W_{l+1}^T e_{l+1}; then ``error_step`` (or e = inst when
-      ``prospective_errors`` is False, the instantaneous "bp" baseline). With ``delayed_errors`` the output
-      error and the slopes phi' are those of the previous step, so that every signal between units, the
-      output to its error included, takes one dt (the stepping of the published GLE code; on MNIST-1D it
-      learns faster in the first epochs, see docs/learning_rule_arms.md);
+      inst_l = phi_l'(u_breve_l) W_{l+1}^T e_{l+1}, where W_{l+1}^T e_{l+1} is formed in the step that made
+      e_{l+1}, before that step's update (a signal leaves with the synapse as it was; forming it a step later
+      with the updated weights adds e_{l+1}^T dW, a term of the update e_{l+1} itself drove); then
+      ``error_step`` (or e = inst when ``prospective_errors`` is False, the instantaneous "bp" baseline).
+      With ``delayed_errors`` the output error and the slopes phi' are those of the previous step, so that
+      every signal between units, the output to its error included, takes one dt (the stepping of the
+      published GLE code; on MNIST-1D it learns faster in the first epochs, see docs/learning_rule_arms.md);
     * plasticity (when an optimiser is given): W.grad = -mean_batch(e r_pre^T), b.grad = -mean_batch(e), and,
       with ``learn_tau_m``, tau_m.grad = mean_batch(e du/dt) (a faster unit helps when e and du/dt agree);
       tau_m is clamped to >= ``tau_floor`` after every update.
@@ -281,7 +285,8 @@ class GLENetwork(nn.Module):
         def zeros() -> list[Tensor]:
             return [torch.zeros(batch_size, n, dtype=dtype) for n in self.sizes[1:]]
 
-        self.state = GLEState(zeros(), zeros(), zeros(), zeros(), [phi(u)[1] for phi, u in zip(self.phis, zeros())])
+        self.state = GLEState(zeros(), zeros(), zeros(), zeros(), [phi(u)[1] for phi, u in zip(self.phis, zeros())],
+                              zeros()[:-1])
         return self.state
 
     def resize_state(self, batch_size: int) -> GLEState:
@@ -294,7 +299,7 @@ class GLENetwork(nn.Module):
             return rows.repeat(-(-batch_size // rows.shape[0]), 1)[:batch_size]  # repeat copies: no aliasing
 
         old = self.state
-        self.state = GLEState(*([fit(t) for t in part] for part in (old.u, old.v, old.r, old.e, old.slope)))
+        self.state = GLEState(*([fit(t) for t in part] for part in (old.u, old.v, old.r, old.e, old.slope, old.down)))
         return self.state
 
     def _layers(self) -> tuple[_Layer, ...]:
@@ -341,15 +346,13 @@ class GLENetwork(nn.Module):
         return self.beta * F.cross_entropy(y, target.long())
 
     def _errors(self, old: GLEState, fwd: _Forward, target: Tensor,
-                layers: tuple[_Layer, ...]) -> tuple[list[Tensor], list[Tensor]]:
-        """New (v, e) per layer; hidden layers read the layer above's error of the previous step."""
+                layers: tuple[_Layer, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """New (v, e, down): hidden layers read what the layer above sent in the previous step, and the new
+        errors are sent down now, before this step's plasticity changes the weights they cross."""
         output, slopes = (old.r[-1], old.slope) if self.delayed_errors else (fwd.rate[-1], fwd.slope)
         v_new, e_new = [], []
         for index, layer in enumerate(layers):
-            if index == len(layers) - 1:
-                back = self.output_error(output, target)
-            else:
-                back = old.e[index + 1] @ layers[index + 1].weight
+            back = self.output_error(output, target) if index == len(layers) - 1 else old.down[index]
             inst = slopes[index] * back
             if self.prospective_errors:
                 v, e = _lerp_pair(old.v[index], inst, *layer.errors)
@@ -357,7 +360,7 @@ class GLENetwork(nn.Module):
                 v, e = inst, inst
             v_new.append(v)
             e_new.append(e)
-        return v_new, e_new
+        return v_new, e_new, [e @ layer.weight for e, layer in zip(e_new[1:], layers[1:])]
 
     def _plasticity(self, old: GLEState, fwd: _Forward, errors: list[Tensor], optimizer: torch.optim.Optimizer,
                     layers: tuple[_Layer, ...]) -> None:
@@ -393,11 +396,12 @@ class GLENetwork(nn.Module):
         fwd = self._forward(x_t, old, nudge=True, layers=layers)
         if target_t is None:
             v_new = e_new = [torch.zeros_like(r) for r in fwd.rate]
+            down = e_new[:-1]
         else:
-            v_new, e_new = self._errors(old, fwd, target_t, layers)
+            v_new, e_new, down = self._errors(old, fwd, target_t, layers)
             if optimizer is not None:
                 self._plasticity(old, fwd, e_new, optimizer, layers)
-        self.state = GLEState(fwd.u_next, v_new, fwd.rate, e_new, fwd.slope)
+        self.state = GLEState(fwd.u_next, v_new, fwd.rate, e_new, fwd.slope, down)
         return fwd.rate[-1]
 
     def train_bptt_window(self, xs: Tensor, targets: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
@@ -408,13 +412,13 @@ class GLENetwork(nn.Module):
         Memory grows with the window length (the price GLE avoids). Returns the outputs [K, batch, out].
         """
         old = self.state if self.state is not None else self.reset_state(xs.shape[1])
-        state = GLEState(old.u, old.v, old.r, old.e, old.slope)
+        state = GLEState(old.u, old.v, old.r, old.e, old.slope, old.down)
         outputs, loss = [], xs.new_zeros(())
         with torch.enable_grad():
             layers = self._layers()
             for x, target in zip(xs, targets):
                 fwd = self._forward(x, state, nudge=False, layers=layers)
-                state = GLEState(fwd.u_next, state.v, fwd.rate, state.e, fwd.slope)
+                state = GLEState(fwd.u_next, state.v, fwd.rate, state.e, fwd.slope, state.down)
                 outputs.append(fwd.rate[-1])
                 loss = loss + self.instantaneous_loss(fwd.rate[-1], target)
             optimizer.zero_grad(set_to_none=True)
@@ -423,7 +427,7 @@ class GLENetwork(nn.Module):
         self._clamp_tau()
         zeros = [torch.zeros_like(r) for r in state.r]
         self.state = GLEState([u.detach() for u in state.u], zeros, [r.detach() for r in state.r], zeros,
-                              [s.detach() for s in state.slope])
+                              [s.detach() for s in state.slope], zeros[:-1])
         return torch.stack(outputs).detach()
 
     def run_sequence(self, xs: Tensor, targets: Tensor | None = None, optimizer: torch.optim.Optimizer | None = None,

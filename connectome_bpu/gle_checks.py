@@ -216,8 +216,8 @@ class MnistSettings:
     beta: float = 1.0
     # The published stepping: the network is never reset (training, validation and test continue one running
     # state) and every unit's error reads the previous step's output and slope. Together they speed up the first
-    # epochs, not (four seeds) where training ends (docs/learning_rule_arms.md); False/False starts every batch
-    # from rest with same-step errors.
+    # epochs; what moved the end of training was GLENetwork sending errors down with the weights of the step
+    # that made them (docs/learning_rule_arms.md). False/False starts every batch from rest with same-step errors.
     carry_state: bool = True
     delayed_errors: bool = True
     # bptt_tw360 is full BPTT through the same dynamics (360 = steps_per_sample): the ceiling of this network,

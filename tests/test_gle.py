@@ -225,6 +225,22 @@ def test_delayed_errors_read_the_previous_output_and_slope(delayed):
     torch.testing.assert_close(net.state.e[-1], (target - y) * (1.0 - y * y))
 
 
+def test_errors_cross_the_weights_of_the_step_that_made_them():
+    # The hidden layer's next input error is W_2^T e_2 with W_2 as it was when e_2 was made, not after the update.
+    net = GLENetwork([2, 3, 2], 1.0, 1.0, "tanh", seed=0)
+    net.reset_state(4)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    x, target = torch.randn(4, 2), torch.randn(4, 2)
+    for _ in range(2):  # the second step sends a non-zero error down
+        before = net.weights[1].detach().clone()
+        net.step_online(x, target, optimizer)
+    assert not torch.equal(before, net.weights[1])
+    sent = net.state.e[1] @ before
+    torch.testing.assert_close(net.state.down[0], sent)
+    net.step_online(x, target)  # LE units: the hidden error is this step's slope times what was sent
+    torch.testing.assert_close(net.state.e[0], net.state.slope[0] * sent)
+
+
 def test_resize_state_keeps_the_running_state():
     net = GLENetwork([1, 3, 2], 3.0, 1.0, seed=0)
     assert net.resize_state(2).u[0].shape == (2, 3)  # no state yet: from rest
