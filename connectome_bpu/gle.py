@@ -20,7 +20,7 @@ forward dynamics (``train_bptt_window``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Sequence
 
 import torch
@@ -299,7 +299,7 @@ class GLENetwork(nn.Module):
             return rows.repeat(-(-batch_size // rows.shape[0]), 1)[:batch_size]  # repeat copies: no aliasing
 
         old = self.state
-        self.state = GLEState(*([fit(t) for t in part] for part in (old.u, old.v, old.r, old.e, old.slope, old.down)))
+        self.state = GLEState(*([fit(t) for t in getattr(old, part.name)] for part in fields(GLEState)))
         return self.state
 
     def _layers(self) -> tuple[_Layer, ...]:

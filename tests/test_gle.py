@@ -231,7 +231,7 @@ def test_errors_cross_the_weights_of_the_step_that_made_them():
     net.reset_state(4)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
     x, target = torch.randn(4, 2), torch.randn(4, 2)
-    for _ in range(2):  # the second step sends a non-zero error down
+    for _ in range(2):  # the signal checked is the second step's, sent before that step's update
         before = net.weights[1].detach().clone()
         net.step_online(x, target, optimizer)
     assert not torch.equal(before, net.weights[1])
