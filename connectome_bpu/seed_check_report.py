@@ -92,13 +92,13 @@ def _yin_yang_criteria(by_seed: pd.DataFrame) -> list[Criterion]:
 
 
 def _line_drawing_criteria(by_seed: pd.DataFrame) -> list[Criterion]:
-    # The published claim is about learning: the synthesiser learns faster than truncation alone. By the published
-    # 100 epochs every arm, truncated BPTT included, ends at about the same test MSE, which then tells nothing.
+    # The published claim is that the synthesiser learns faster than truncation alone and ends at a lower error.
     # Speed is the area under the validation curve on the log scale (``log_auc``, the mean log10 validation MSE
-    # over epochs), chosen on validation seeds 100-103, never on the check's own seeds: there the linear area,
-    # which is mostly the initial plateau, did not separate the synthesiser from truncation, and the log area and
-    # the epochs to reach an MSE of 1 both favoured it on 4 of 4 seeds.
+    # over epochs), chosen on validation seeds, never on the check's own: the linear area is mostly the initial
+    # plateau, which every arm leaves within a few epochs of the others. The end is the test MSE at the last
+    # epoch (on validation seeds 100-107 the synthesiser's was below truncation's on 8 of 8).
     return [_paired(by_seed, "ccdni", "tbptt", "log_auc", False, "log-scale area under the validation curve"),
+            _paired(by_seed, "ccdni", "tbptt", "test_mse", False, "test MSE at the last epoch"),
             _paired(by_seed, "bptt", "tbptt", "log_auc", False,
                     "log-scale area under the validation curve (truncation costs something)")]
 

@@ -95,14 +95,16 @@ def _predict(synthesiser: nn.Module, h_end: Tensor, track: bool) -> Tensor:
         return synthesiser(h_end.detach())
 
 
-def _fit_synthesiser(prediction: Tensor, target: Tensor | None, h0: Tensor) -> float:
+def _fit_synthesiser(prediction: Tensor, target: Tensor | None, h0: Tensor, reduction: str) -> float:
     """Accumulate the synthesiser's gradient towards the bootstrapped ``target`` at h0; return its loss.
 
     No gradient reached h0 (``target`` None) only when nothing after it depends on it, so the true target is
     then zero. A synthesiser without trainable parameters (the fixed random lesion) is scored but not updated.
     """
     target = torch.zeros_like(h0) if target is None else target.detach()
-    loss = (prediction - target).pow(2).sum() / h0.shape[0]
+    loss = (prediction - target).pow(2).sum()
+    if reduction == "mean":
+        loss = loss / h0.shape[0]
     if loss.requires_grad:
         loss.backward()
     return float(loss.detach())
@@ -110,7 +112,8 @@ def _fit_synthesiser(prediction: Tensor, target: Tensor | None, h0: Tensor) -> f
 
 def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, window: int, *,
                        synthesiser: nn.Module | None = None, scale: float = 0.1, discount: float | None = None,
-                       inject_at_end: bool = True, train_synthesiser: bool = True, normaliser: float = 1.0) -> dict:
+                       inject_at_end: bool = True, train_synthesiser: bool = True, normaliser: float = 1.0,
+                       synth_reduction: str = "mean") -> dict:
     """Accumulate truncated-BPTT gradients (optionally with synthetic gradients) over one sequence.
 
     The sequence is cut into windows of ``window`` steps; each window starts from a detached copy of the
@@ -131,10 +134,18 @@ def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, 
     would spend the synthesiser on a state whose prediction is never used; and because the initial state is
     usually the same for every sequence it would only learn the batch-mean gradient at that one point.
 
+    The synthesiser's loss is its squared error summed over the state and averaged over batch rows
+    (``synth_reduction`` "mean"), or summed over rows too ("sum"). With an optimiser of its own the two differ
+    only by a constant factor; they matter when one gradient-norm clip covers the model and the synthesiser
+    together, where "sum" lets a synthesiser that is far off its target dominate the joint norm and so hold
+    the model's step back until it has caught up (docs/learning_rule_arms.md, line drawing).
+
     Returns ``loss_sum`` (all window losses, un-normalised), ``count`` (targets), ``synth_loss`` (mean
     synthesiser loss over the windows it was fitted on, NaN if none) and ``windows``.
     """
     _check_window(window)
+    if synth_reduction not in ("mean", "sum"):
+        raise ValueError(f"synth_reduction must be 'mean' or 'sum', got {synth_reduction!r}")
     train = synthesiser is not None and train_synthesiser
     state, pending, loss_sum, count, synth_losses, windows = state0, None, 0.0, 0, [], 0
     for t0 in range(0, steps, window):
@@ -153,7 +164,7 @@ def truncated_backward(step: Step, state0: Tensor, steps: int, loss_fn: LossFn, 
             if rediscount:
                 carried, = torch.autograd.grad((prediction.detach() * h_end).sum(), h0)
                 target = target + (discount - scale) * carried
-            synth_losses.append(_fit_synthesiser(pending, target, h0))
+            synth_losses.append(_fit_synthesiser(pending, target, h0, synth_reduction))
         pending = prediction if train and t1 < steps else None
         loss_sum, count, windows = loss_sum + float(window_loss.detach()), count + window_count, windows + 1
         state = h_end.detach()

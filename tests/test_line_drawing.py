@@ -41,8 +41,9 @@ def test_sequences_cue_once_and_draw_a_straight_line_ending_at_the_endpoint():
     assert torch.equal(split.inputs[1:], torch.zeros(9, 7, 1))
     ends = torch.tensor([ld.endpoints()[cue] for cue in k.tolist()], dtype=torch.float32)
     torch.testing.assert_close(split.targets[-1], ends)
-    fractions = torch.arange(1, 11, dtype=torch.float32)[:, None, None] / 10  # origin excluded
+    fractions = torch.arange(10, dtype=torch.float32)[:, None, None] / 9  # from the origin to P_k, both included
     torch.testing.assert_close(split.targets, fractions * ends)
+    assert torch.equal(split.targets[0], torch.zeros(7, 2))  # the cue's own step asks for no cue information
 
 
 def test_sparse_feedback_mask():
@@ -69,6 +70,28 @@ def test_arms_share_initial_cortex_within_a_seed():
     for a, b in zip(plain.model.parameters(), with_synth.model.parameters()):
         assert torch.equal(a, b)
     assert not torch.equal(next(ld.new_run(6, TINY, False).model.parameters()), next(plain.model.parameters()))
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_clip_covers_cortex_and_synthesiser_jointly_or_each_alone(joint):
+    settings = {**TINY, "joint_clip": joint, "clip": 1.0}
+    run = ld.new_run(0, settings, with_synthesiser=True)
+    for scale, module in ((3.0, run.model), (40.0, run.synthesiser)):
+        for p in module.parameters():
+            p.grad = torch.full_like(p, scale)
+    before = {name: torch.cat([p.grad.flatten() for p in m.parameters()]) for name, m in
+              (("cortex", run.model), ("synth", run.synthesiser))}
+    ld._clip(run, settings, train=True)
+    after = {name: torch.cat([p.grad.flatten() for p in m.parameters()]) for name, m in
+             (("cortex", run.model), ("synth", run.synthesiser))}
+    if joint:  # one factor for both, so the synthesiser's large gradient shrinks the cortex's step too
+        factor = 1.0 / torch.cat(list(before.values())).norm()
+        for name in before:
+            torch.testing.assert_close(after[name], before[name] * factor)
+        assert float(torch.cat(list(after.values())).norm()) == pytest.approx(1.0, rel=1e-5)
+    else:
+        for name in before:
+            assert float(after[name].norm()) == pytest.approx(1.0, rel=1e-5)
 
 
 def test_every_arm_runs_and_the_check_is_deterministic(tmp_path):

@@ -191,6 +191,25 @@ def test_train_synthesiser_false_leaves_synthesiser_grads_alone():
     assert all(p.grad is None for p in synthesiser.parameters()) and math.isnan(result["synth_loss"])
 
 
+def test_summed_synthesiser_loss_is_the_batch_size_times_the_mean_one():
+    """Only the synthesiser's gradient changes with the reduction, by exactly the number of batch rows."""
+    rnn = TinyRNN()
+    gradients = {}
+    for reduction in ("mean", "sum"):
+        synthesiser = Synthesiser(N + 1, hidden=8, generator=torch.Generator().manual_seed(2)).double()
+        with torch.no_grad():
+            synthesiser.head[-1].weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(3))
+        result, model = run(rnn, 2, synthesiser=synthesiser, synth_reduction=reduction)
+        gradients[reduction] = (result["synth_loss"], model, [p.grad.clone() for p in synthesiser.parameters()])
+    (mean_loss, mean_model, mean_synth), (sum_loss, sum_model, sum_synth) = gradients["mean"], gradients["sum"]
+    assert sum_loss == pytest.approx(B * mean_loss, rel=1e-12)
+    assert_grads_equal(mean_model, sum_model)
+    for a, b in zip(mean_synth, sum_synth):
+        torch.testing.assert_close(B * a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="synth_reduction must be 'mean' or 'sum', got 'median'"):
+        run(rnn, 2, synthesiser=synthesiser, synth_reduction="median")
+
+
 @pytest.mark.parametrize("window", [0, -2])
 def test_window_below_one_is_an_error(window):
     rnn = TinyRNN()
