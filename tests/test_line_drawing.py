@@ -121,3 +121,6 @@ def test_fast_check_columns_and_ccdni_beats_tbptt(fast_tables, tmp_path):
     assert by_seed.set_index("arm")["adjoint_cosine"].drop("ccdni").isna().all()
     png = ld.plot_line_drawing_check(fast_tables, tmp_path / "line_drawing.png")
     assert png.stat().st_size > 10_000
+    # as the workflow gathers it: only the per-seed table and the curves
+    gathered = {name: fast_tables[name] for name in ("by_seed", "curves")}
+    assert ld.plot_line_drawing_check(gathered, tmp_path / "gathered.png").stat().st_size > 10_000
