@@ -79,11 +79,14 @@ def test_clip_covers_cortex_and_synthesiser_jointly_or_each_alone(joint):
     for scale, module in ((3.0, run.model), (40.0, run.synthesiser)):
         for p in module.parameters():
             p.grad = torch.full_like(p, scale)
-    before = {name: torch.cat([p.grad.flatten() for p in m.parameters()]) for name, m in
-              (("cortex", run.model), ("synth", run.synthesiser))}
+
+    def gradients():
+        return {name: torch.cat([p.grad.flatten() for p in module.parameters()])
+                for name, module in (("cortex", run.model), ("synth", run.synthesiser))}
+
+    before = gradients()
     ld._clip(run, settings, train=True)
-    after = {name: torch.cat([p.grad.flatten() for p in m.parameters()]) for name, m in
-             (("cortex", run.model), ("synth", run.synthesiser))}
+    after = gradients()
     if joint:  # one factor for both, so the synthesiser's large gradient shrinks the cortex's step too
         factor = 1.0 / torch.cat(list(before.values())).norm()
         for name in before:
